@@ -1,0 +1,765 @@
+//! Run the real [Cerbos](https://cerbos.dev) policy decision point in tests.
+//!
+//! - [`cerbos_binary`] finds the `cerbos` binary (`CERBOS_BIN`, then `PATH`,
+//!   then a cache directory) and, if it is nowhere, installs the pinned
+//!   version ([`CERBOS_VERSION`]) from the official npm package into the
+//!   cache, saying so on stderr. No Docker.
+//! - [`Pdp`] starts `cerbos server` with a policy directory on free ports
+//!   (gRPC on TCP or on a Unix socket), waits until it is healthy, exposes
+//!   its addresses, and kills it on drop, also when a test panics. The PDP
+//!   runs under a small watchdog that kills it when the test process dies,
+//!   even by `SIGKILL`, so no PDP outlives its test.
+//! - [`compile`] runs `cerbos compile` on a policy directory, which also runs
+//!   the policies' own `*_test.yaml` tests, and reports failures readably.
+//!
+//! ```no_run
+//! use cerbos_testkit::{compile, Pdp};
+//!
+//! compile("tests/policies").unwrap().assert_ok();
+//! let pdp = Pdp::start("tests/policies").unwrap();
+//! println!("gRPC at {}, HTTP at {}", pdp.grpc_endpoint(), pdp.http_endpoint());
+//! // ... point a client at pdp.grpc_endpoint() ...
+//! drop(pdp); // the PDP is killed here
+//! ```
+//!
+//! The PDP's telemetry is always disabled.
+
+use std::{
+    env, fmt, fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::atomic::{AtomicU64, Ordering},
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+/// The Cerbos version this crate installs.
+pub const CERBOS_VERSION: &str = "0.55.0";
+
+/// Everything that can go wrong while installing, starting or running the PDP.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The binary could not be found or installed. The message says what to do.
+    Install(String),
+    /// The PDP process could not be started.
+    Spawn(String),
+    /// The PDP did not become healthy in time, or exited.
+    Unhealthy {
+        /// What happened.
+        message: String,
+        /// The last lines of the PDP's output.
+        log_tail: String,
+    },
+    /// Any other I/O error.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Install(m) => write!(f, "cannot get the Cerbos binary: {m}"),
+            Error::Spawn(m) => write!(f, "cannot start the Cerbos PDP: {m}"),
+            Error::Unhealthy { message, log_tail } => {
+                write!(
+                    f,
+                    "the Cerbos PDP is not healthy: {message}\n--- PDP log (tail) ---\n{log_tail}"
+                )
+            }
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+/// The result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The npm package and the binary's name inside it, for this platform.
+fn npm_package() -> Result<(&'static str, &'static str)> {
+    match (env::consts::OS, env::consts::ARCH) {
+        ("linux", "x86_64") => Ok(("@cerbos/cerbos-linux-x64", "cerbos-linux-x64")),
+        ("linux", "aarch64") => Ok(("@cerbos/cerbos-linux-arm64", "cerbos-linux-arm64")),
+        ("macos", "x86_64") => Ok(("@cerbos/cerbos-darwin-x64", "cerbos-darwin-x64")),
+        ("macos", "aarch64") => Ok(("@cerbos/cerbos-darwin-arm64", "cerbos-darwin-arm64")),
+        (os, arch) => Err(Error::Install(format!(
+            "no Cerbos npm package for {os}/{arch}: set CERBOS_BIN to a cerbos binary"
+        ))),
+    }
+}
+
+/// The cache directory: `CERBOS_TESTKIT_CACHE`, else
+/// `$XDG_CACHE_HOME/cerbos-testkit`, else `$HOME/.cache/cerbos-testkit`.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = env::var_os("CERBOS_TESTKIT_CACHE") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("cerbos-testkit"));
+    }
+    match env::var_os("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("cerbos-testkit")),
+        None => Err(Error::Install(
+            "no cache directory: set CERBOS_TESTKIT_CACHE or HOME".into(),
+        )),
+    }
+}
+
+/// Finds the `cerbos` binary: `CERBOS_BIN` (which must exist), then `cerbos`
+/// on `PATH`, then the cache; installs it into the cache if it is nowhere.
+pub fn cerbos_binary() -> Result<PathBuf> {
+    if let Some(bin) = env::var_os("CERBOS_BIN") {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(Error::Install(format!(
+                "CERBOS_BIN is set to {}, which is not a file",
+                bin.display()
+            )))
+        };
+    }
+    let on_path = env::var_os("PATH").and_then(|paths| {
+        env::split_paths(&paths)
+            .map(|p| p.join("cerbos"))
+            .find(|p| p.is_file())
+    });
+    if let Some(bin) = on_path {
+        return Ok(bin);
+    }
+    install()
+}
+
+/// Installs the pinned Cerbos version into the cache (if it is not there
+/// yet) and returns the binary's path. Safe to call from several processes
+/// at once: each downloads into its own temporary directory and moves the
+/// binary into place atomically.
+pub fn install() -> Result<PathBuf> {
+    let dir = cache_dir()?.join(CERBOS_VERSION);
+    let target = dir.join("cerbos");
+    if target.is_file() {
+        return Ok(target);
+    }
+    let (package, binary_name) = npm_package()?;
+    fs::create_dir_all(&dir)?;
+    let work = dir.join(format!(".install-{}", unique_suffix()));
+    fs::create_dir_all(&work)?;
+    let result = download(package, binary_name, &work, &dir, &target);
+    let _ = fs::remove_dir_all(&work);
+    result?;
+    Ok(target)
+}
+
+fn download(
+    package: &str,
+    binary_name: &str,
+    work: &Path,
+    dir: &Path,
+    target: &Path,
+) -> Result<()> {
+    eprintln!(
+        "cerbos-testkit: installing Cerbos {CERBOS_VERSION} from npm ({package}) into {} ...",
+        dir.display()
+    );
+    let spec = format!("{package}@{CERBOS_VERSION}");
+    let output = Command::new("npm")
+        .args(["pack", &spec, "--silent"])
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::Install(format!(
+                "could not run npm ({e}): install Node.js and npm, or set CERBOS_BIN to a cerbos binary"
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(Error::Install(format!(
+            "`npm pack {spec}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let tarball = fs::read_dir(work)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .ok_or_else(|| Error::Install(format!("`npm pack {spec}` wrote no tarball")))?;
+    let member = format!("package/{binary_name}");
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(work)
+        .arg(&member)
+        .status()
+        .map_err(|e| Error::Install(format!("could not run tar: {e}")))?;
+    if !status.success() {
+        return Err(Error::Install(format!(
+            "could not extract {member} from {}",
+            tarball.display()
+        )));
+    }
+    let extracted = work.join(&member);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&extracted, fs::Permissions::from_mode(0o755))?;
+    }
+    if let Err(e) = fs::rename(&extracted, target) {
+        // Another process may have won the race; its binary is as good.
+        if !target.is_file() {
+            return Err(Error::Install(format!(
+                "could not move the binary to {}: {e}",
+                target.display()
+            )));
+        }
+    }
+    let version = Command::new(target).arg("--version").output()?;
+    if !version.status.success() {
+        return Err(Error::Install(format!(
+            "{} does not run: {}",
+            target.display(),
+            String::from_utf8_lossy(&version.stderr).trim()
+        )));
+    }
+    eprintln!("cerbos-testkit: installed {}", target.display());
+    Ok(())
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The result of [`compile`].
+#[derive(Debug, Clone)]
+pub struct CompileReport {
+    /// `true` if the policies compiled and all their tests passed.
+    pub success: bool,
+    /// What `cerbos compile` printed.
+    pub output: String,
+}
+
+impl CompileReport {
+    /// Panics with the compiler's output unless compilation and tests passed.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(self.success, "cerbos compile failed:\n{}", self.output);
+    }
+}
+
+/// Runs `cerbos compile` on `policy_dir`: compiles the policies and runs
+/// their `*_test.yaml` tests.
+pub fn compile(policy_dir: impl AsRef<Path>) -> Result<CompileReport> {
+    let binary = cerbos_binary()?;
+    let output = Command::new(&binary)
+        .arg("compile")
+        .arg("--color=never")
+        .arg(policy_dir.as_ref())
+        .env("CERBOS_NO_TELEMETRY", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::Spawn(format!("{}: {e}", binary.display())))?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Ok(CompileReport {
+        success: output.status.success(),
+        output: text,
+    })
+}
+
+/// TLS settings for the PDP's listeners (PEM file paths).
+#[derive(Debug, Clone)]
+struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+    client_ca: Option<PathBuf>,
+}
+
+/// Configures and starts a [`Pdp`].
+#[derive(Debug, Clone)]
+pub struct PdpBuilder {
+    policy_dir: PathBuf,
+    unix_socket: bool,
+    sets: Vec<(String, String)>,
+    config_yaml: Option<String>,
+    watch: bool,
+    health_timeout: Duration,
+    binary: Option<PathBuf>,
+    tls: Option<Tls>,
+    log_level: String,
+}
+
+impl PdpBuilder {
+    /// A PDP serving the policies in `policy_dir`.
+    pub fn new(policy_dir: impl Into<PathBuf>) -> Self {
+        PdpBuilder {
+            policy_dir: policy_dir.into(),
+            unix_socket: false,
+            sets: Vec::new(),
+            config_yaml: None,
+            watch: false,
+            health_timeout: Duration::from_secs(30),
+            binary: None,
+            tls: None,
+            log_level: "warn".into(),
+        }
+    }
+
+    /// Serves gRPC on a Unix socket in a private directory instead of TCP
+    /// (HTTP stays on TCP).
+    pub fn grpc_on_unix_socket(mut self, yes: bool) -> Self {
+        self.unix_socket = yes;
+        self
+    }
+
+    /// Adds a `--set=key=value` override.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sets.push((key.into(), value.into()));
+        self
+    }
+
+    /// A YAML configuration file passed with `--config` (the listeners and
+    /// storage that this builder sets override it).
+    pub fn config_yaml(mut self, yaml: impl Into<String>) -> Self {
+        self.config_yaml = Some(yaml.into());
+        self
+    }
+
+    /// Reloads policies when their files change.
+    pub fn watch_for_changes(mut self, yes: bool) -> Self {
+        self.watch = yes;
+        self
+    }
+
+    /// How long to wait for the PDP to become healthy (default 30 s).
+    pub fn health_timeout(mut self, timeout: Duration) -> Self {
+        self.health_timeout = timeout;
+        self
+    }
+
+    /// Uses this binary instead of [`cerbos_binary`].
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Self {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Serves both listeners over TLS with this certificate and key (PEM
+    /// files); with `client_ca`, client certificates signed by it are
+    /// verified (mTLS).
+    pub fn tls(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+        client_ca: Option<PathBuf>,
+    ) -> Self {
+        self.tls = Some(Tls {
+            cert: cert.into(),
+            key: key.into(),
+            client_ca,
+        });
+        self
+    }
+
+    /// The PDP's log level (default `warn`; `info` logs every call).
+    pub fn log_level(mut self, level: impl Into<String>) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
+    /// Starts the PDP and waits until it is healthy.
+    pub fn start(self) -> Result<Pdp> {
+        let binary = match &self.binary {
+            Some(b) => b.clone(),
+            None => cerbos_binary()?,
+        };
+        let dir = TempDir::new()?;
+        let config_path = match &self.config_yaml {
+            Some(yaml) => {
+                let path = dir.path.join("config.yaml");
+                fs::write(&path, yaml)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let mut last_error = None;
+        for _ in 0..3 {
+            let grpc = if self.unix_socket {
+                Listen::Unix(dir.path.join("grpc.sock"))
+            } else {
+                Listen::Tcp(free_port()?)
+            };
+            let mut pdp = Pdp {
+                builder: self.clone(),
+                binary: binary.clone(),
+                log_path: dir.path.join("pdp.log"),
+                config_path: config_path.clone(),
+                http: free_port()?,
+                grpc,
+                process: None,
+                dir: None,
+            };
+            match pdp.spawn_and_wait() {
+                Ok(()) => {
+                    pdp.dir = Some(dir);
+                    return Ok(pdp);
+                }
+                Err(e) => {
+                    let port_race = matches!(&e, Error::Unhealthy { log_tail, .. }
+                        if log_tail.contains("address already in use"));
+                    if !port_race {
+                        return Err(e);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Spawn("could not start".into())))
+    }
+}
+
+/// Where the gRPC listener is.
+#[derive(Debug, Clone)]
+enum Listen {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The running PDP and its watchdog.
+#[derive(Debug)]
+struct Process {
+    watchdog: Child,
+    /// Closing it tells the watchdog to kill the PDP.
+    stdin: Option<ChildStdin>,
+    pdp_pid: u32,
+}
+
+/// A running Cerbos PDP, killed on drop. See the [crate docs](crate).
+#[derive(Debug)]
+pub struct Pdp {
+    builder: PdpBuilder,
+    binary: PathBuf,
+    log_path: PathBuf,
+    config_path: Option<PathBuf>,
+    http: SocketAddr,
+    grpc: Listen,
+    process: Option<Process>,
+    dir: Option<TempDir>,
+}
+
+/// The watchdog: starts the PDP, prints its pid, and kills it as soon as its
+/// own stdin closes (when the `Pdp` is stopped or dropped, or when the test
+/// process dies for any reason).
+const WATCHDOG: &str = r#"
+"$@" </dev/null >>"$CERBOS_TESTKIT_LOG" 2>&1 &
+pid=$!
+echo "$pid"
+trap 'kill -9 "$pid" 2>/dev/null; exit 0' TERM INT HUP
+read -r _ignored
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+exit 0
+"#;
+
+impl Pdp {
+    /// A builder for a PDP serving the policies in `policy_dir`.
+    pub fn builder(policy_dir: impl Into<PathBuf>) -> PdpBuilder {
+        PdpBuilder::new(policy_dir)
+    }
+
+    /// Starts a PDP with the default settings.
+    pub fn start(policy_dir: impl Into<PathBuf>) -> Result<Pdp> {
+        PdpBuilder::new(policy_dir).start()
+    }
+
+    /// The gRPC address, or `None` when gRPC is on a Unix socket.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        match &self.grpc {
+            Listen::Tcp(addr) => Some(*addr),
+            Listen::Unix(_) => None,
+        }
+    }
+
+    /// The HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The gRPC Unix socket, if gRPC is served on one.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        match &self.grpc {
+            Listen::Tcp(_) => None,
+            Listen::Unix(path) => Some(path),
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.builder.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The gRPC endpoint: `http://127.0.0.1:PORT` (`https` with TLS) or
+    /// `unix:/path/to.sock`.
+    pub fn grpc_endpoint(&self) -> String {
+        match &self.grpc {
+            Listen::Tcp(addr) => format!("{}://{addr}", self.scheme()),
+            Listen::Unix(path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// The HTTP endpoint: `http://127.0.0.1:PORT` (`https` with TLS).
+    pub fn http_endpoint(&self) -> String {
+        format!("{}://{}", self.scheme(), self.http)
+    }
+
+    /// The PDP's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pdp_pid)
+    }
+
+    /// `true` while the PDP process runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.process.as_mut() {
+            Some(p) => matches!(p.watchdog.try_wait(), Ok(None)) && pid_alive(p.pdp_pid),
+            None => false,
+        }
+    }
+
+    /// Everything the PDP has written to stdout and stderr so far.
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the PDP and waits for it. Does nothing if it is stopped.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut process) = self.process.take() {
+            drop(process.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match process.watchdog.try_wait()? {
+                    Some(_) => break,
+                    None if Instant::now() > deadline => {
+                        let _ = Command::new("kill")
+                            .args(["-9", &process.pdp_pid.to_string()])
+                            .status();
+                        let _ = process.watchdog.kill();
+                        let _ = process.watchdog.wait();
+                        break;
+                    }
+                    None => thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the PDP again on the same ports (or socket) and waits until it
+    /// is healthy.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop()?;
+        if let Listen::Unix(path) = &self.grpc {
+            let _ = fs::remove_file(path);
+        }
+        self.spawn_and_wait()
+    }
+
+    fn args(&self) -> Vec<String> {
+        let b = &self.builder;
+        let mut args = vec!["server".to_owned(), format!("--log-level={}", b.log_level)];
+        if let Some(config) = &self.config_path {
+            args.push(format!("--config={}", config.display()));
+        }
+        let grpc = match &self.grpc {
+            Listen::Tcp(addr) => addr.to_string(),
+            Listen::Unix(path) => format!("unix:{}", path.display()),
+        };
+        let mut sets = vec![
+            ("storage.driver".to_owned(), "disk".to_owned()),
+            (
+                "storage.disk.directory".to_owned(),
+                b.policy_dir.display().to_string(),
+            ),
+            (
+                "storage.disk.watchForChanges".to_owned(),
+                b.watch.to_string(),
+            ),
+            ("server.httpListenAddr".to_owned(), self.http.to_string()),
+            ("server.grpcListenAddr".to_owned(), grpc),
+            ("telemetry.disabled".to_owned(), "true".to_owned()),
+        ];
+        if let Some(tls) = &b.tls {
+            sets.push(("server.tls.cert".into(), tls.cert.display().to_string()));
+            sets.push(("server.tls.key".into(), tls.key.display().to_string()));
+            if let Some(ca) = &tls.client_ca {
+                sets.push(("server.tls.caCert".into(), ca.display().to_string()));
+            }
+        }
+        sets.extend(b.sets.iter().cloned());
+        args.extend(sets.into_iter().map(|(k, v)| format!("--set={k}={v}")));
+        args
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<()> {
+        let mut watchdog = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(WATCHDOG)
+            .arg("cerbos-testkit-watchdog")
+            .arg(&self.binary)
+            .args(self.args())
+            .env("CERBOS_TESTKIT_LOG", &self.log_path)
+            .env("CERBOS_NO_TELEMETRY", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Error::Spawn(format!("/bin/sh: {e}")))?;
+        let stdin = watchdog.stdin.take();
+        let mut line = String::new();
+        if let Some(stdout) = watchdog.stdout.take() {
+            BufReader::new(stdout).read_line(&mut line)?;
+        }
+        let Ok(pdp_pid) = line.trim().parse::<u32>() else {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+            return Err(Error::Spawn(format!(
+                "the watchdog did not report the PDP's pid (got {line:?})"
+            )));
+        };
+        self.process = Some(Process {
+            watchdog,
+            stdin,
+            pdp_pid,
+        });
+        if let Err(e) = self.wait_healthy() {
+            let _ = self.stop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn wait_healthy(&mut self) -> Result<()> {
+        let deadline = Instant::now() + self.builder.health_timeout;
+        loop {
+            if !self.is_running() {
+                return Err(self.unhealthy("the PDP exited during startup"));
+            }
+            if self.healthy() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(self.unhealthy(&format!(
+                    "not healthy after {:?}",
+                    self.builder.health_timeout
+                )));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn unhealthy(&self, message: &str) -> Error {
+        let logs = self.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        Error::Unhealthy {
+            message: message.to_owned(),
+            log_tail: tail,
+        }
+    }
+
+    /// One health probe: `GET /_cerbos/health` over plain HTTP, or the
+    /// binary's own `healthcheck` command when the PDP serves TLS.
+    fn healthy(&self) -> bool {
+        if self.builder.tls.is_some() {
+            return Command::new(&self.binary)
+                .args([
+                    "healthcheck",
+                    "--kind=http",
+                    &format!("--host-port={}", self.http),
+                    "--insecure",
+                ])
+                .env("CERBOS_NO_TELEMETRY", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        }
+        let probe = || -> std::io::Result<String> {
+            let mut stream = TcpStream::connect_timeout(&self.http, Duration::from_millis(200))?;
+            stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+            write!(
+                stream,
+                "GET /_cerbos/health HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                self.http
+            )?;
+            let mut response = String::new();
+            stream.read_to_string(&mut response)?;
+            Ok(response)
+        };
+        probe().is_ok_and(|r| r.starts_with("HTTP/1.1 200") && r.contains("SERVING"))
+    }
+}
+
+impl Drop for Pdp {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn free_port() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; its state letter is Z.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => !Path::new("/proc/self").exists(),
+    }
+}
+
+/// A private temporary directory, removed on drop.
+#[derive(Debug)]
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let path = env::temp_dir().join(format!("cerbos-testkit-{}", unique_suffix()));
+        fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}

@@ -1,0 +1,554 @@
+//! `CheckResources`: can this principal do these actions on these resources?
+
+use std::ops::Range;
+
+use cerbos_proto::cerbos::{
+    engine::v1::OutputEntry, request::v1 as request, response::v1 as response,
+    schema::v1::ValidationError,
+};
+
+use crate::{AuxData, Error, Principal, Resource, Result};
+
+/// The effect of a policy decision for one action.
+///
+/// Only [`Effect::Allow`] allows. Every other value, including effects this
+/// crate does not know, denies.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Effect {
+    /// `EFFECT_ALLOW`.
+    Allow,
+    /// `EFFECT_DENY`.
+    Deny,
+    /// `EFFECT_NO_MATCH`: no policy matched (treated as a denial).
+    NoMatch,
+    /// `EFFECT_UNSPECIFIED` (treated as a denial).
+    Unspecified,
+    /// A value this crate does not know (treated as a denial).
+    Unknown(i32),
+}
+
+impl Effect {
+    /// Maps the wire value; unknown values become [`Effect::Unknown`].
+    pub fn from_wire(value: i32) -> Self {
+        match value {
+            0 => Effect::Unspecified,
+            1 => Effect::Allow,
+            2 => Effect::Deny,
+            3 => Effect::NoMatch,
+            other => Effect::Unknown(other),
+        }
+    }
+
+    /// `true` only for [`Effect::Allow`].
+    pub fn is_allow(self) -> bool {
+        self == Effect::Allow
+    }
+}
+
+/// One resource and the actions to check on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceEntry {
+    /// The resource.
+    pub resource: Resource,
+    /// The actions to check.
+    pub actions: Vec<String>,
+}
+
+/// A `CheckResources` request: one principal, any number of resources, each
+/// with its own actions.
+///
+/// The client splits requests over the PDP's limits (50 resources, 50 actions
+/// per resource by default) into chunks, sends them concurrently and
+/// reassembles the results in request order.
+///
+/// ```
+/// use cerbos_tower::{CheckResources, Principal, Resource};
+/// let request = CheckResources::new(Principal::new("alice", ["user"]))
+///     .resource(Resource::new("contact", "1"), ["read", "update"])
+///     .resource(Resource::new("contact", "2"), ["read"])
+///     .request_id("req-42");
+/// assert_eq!(request.entries().len(), 2);
+/// ```
+#[derive(Clone, Debug)]
+pub struct CheckResources {
+    principal: Principal,
+    entries: Vec<ResourceEntry>,
+    aux_data: Option<AuxData>,
+    include_meta: bool,
+    request_id: Option<String>,
+}
+
+impl CheckResources {
+    /// A request for `principal`, with no resources yet.
+    pub fn new(principal: Principal) -> Self {
+        CheckResources {
+            principal,
+            entries: Vec::new(),
+            aux_data: None,
+            include_meta: false,
+            request_id: None,
+        }
+    }
+
+    /// Adds a resource with the actions to check on it.
+    pub fn resource<A: Into<String>>(
+        mut self,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Self {
+        self.push(resource, actions);
+        self
+    }
+
+    /// Adds a resource with the actions to check on it (by reference).
+    pub fn push<A: Into<String>>(
+        &mut self,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> &mut Self {
+        self.entries.push(ResourceEntry {
+            resource,
+            actions: actions.into_iter().map(Into::into).collect(),
+        });
+        self
+    }
+
+    /// Sends auxiliary data (a JWT) with the request.
+    pub fn aux_data(mut self, aux_data: AuxData) -> Self {
+        self.aux_data = Some(aux_data);
+        self
+    }
+
+    /// Asks the PDP for the matched policies and effective derived roles.
+    pub fn include_meta(mut self, include: bool) -> Self {
+        self.include_meta = include;
+        self
+    }
+
+    /// Sets the request id sent to the PDP (default: a generated one).
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// The principal.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The resources and their actions, in request order.
+    pub fn entries(&self) -> &[ResourceEntry] {
+        &self.entries
+    }
+
+    pub(crate) fn take_request_id(&mut self) -> Option<String> {
+        self.request_id.take()
+    }
+
+    /// Checks the request before anything is sent.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.entries.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a CheckResources request needs at least one resource".into(),
+            ));
+        }
+        for (i, entry) in self.entries.iter().enumerate() {
+            if entry.actions.is_empty() {
+                return Err(Error::InvalidRequest(format!(
+                    "resource #{i} ({} {:?}) has no actions to check",
+                    entry.resource.kind(),
+                    entry.resource.id()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits the request into wire requests within the limits. Also
+    /// returns the (kind, id) of every entry, to verify the answers with.
+    pub(crate) fn into_wire(self, request_id: &str, limits: Limits) -> (Vec<Batch>, Vec<Expected>) {
+        let expected = self
+            .entries
+            .iter()
+            .map(|e| Expected {
+                kind: e.resource.kind().to_owned(),
+                id: e.resource.id().to_owned(),
+            })
+            .collect();
+        (self.into_batches(request_id, limits), expected)
+    }
+
+    fn into_batches(self, request_id: &str, limits: Limits) -> Vec<Batch> {
+        let plan = plan_batches(
+            self.entries.iter().map(|e| e.actions.len()),
+            limits.max_resources_per_request,
+            limits.max_actions_per_resource,
+        );
+        let aux_data = self.aux_data.map(|a| a.as_proto().clone());
+        let wire = |principal: Principal, resources| request::CheckResourcesRequest {
+            request_id: request_id.to_owned(),
+            principal: Some(principal.into_proto()),
+            resources,
+            aux_data: aux_data.clone(),
+            include_meta: self.include_meta,
+            request_context: None,
+        };
+        if plan.len() == 1 && plan[0].len() == self.entries.len() {
+            // The common case: one request, nothing split, nothing cloned.
+            let pieces = plan.into_iter().next().unwrap_or_default();
+            let resources = self
+                .entries
+                .into_iter()
+                .map(|e| request::check_resources_request::ResourceEntry {
+                    actions: e.actions,
+                    resource: Some(e.resource.into_proto()),
+                })
+                .collect();
+            return vec![Batch {
+                request: wire(self.principal, resources),
+                pieces,
+            }];
+        }
+        plan.into_iter()
+            .map(|pieces| {
+                let resources = pieces
+                    .iter()
+                    .map(|p| {
+                        let entry = &self.entries[p.entry];
+                        request::check_resources_request::ResourceEntry {
+                            actions: entry.actions[p.actions.clone()].to_vec(),
+                            resource: Some(entry.resource.as_proto().clone()),
+                        }
+                    })
+                    .collect();
+                Batch {
+                    request: wire(self.principal.clone(), resources),
+                    pieces,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The PDP's per-request limits that the client chunks requests to.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) max_resources_per_request: usize,
+    pub(crate) max_actions_per_resource: usize,
+}
+
+/// A part of one resource entry: the entry's index and a range of its actions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Piece {
+    pub(crate) entry: usize,
+    pub(crate) actions: Range<usize>,
+}
+
+/// One wire request and the pieces of the original request it carries.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) request: request::CheckResourcesRequest,
+    pub(crate) pieces: Vec<Piece>,
+}
+
+/// Splits entries (given by their action counts) into batches of at most
+/// `max_resources` pieces, each piece with at most `max_actions` actions.
+pub(crate) fn plan_batches(
+    action_counts: impl Iterator<Item = usize>,
+    max_resources: usize,
+    max_actions: usize,
+) -> Vec<Vec<Piece>> {
+    let max_resources = max_resources.max(1);
+    let max_actions = max_actions.max(1);
+    let mut batches = vec![Vec::new()];
+    for (entry, count) in action_counts.enumerate() {
+        let mut start = 0;
+        while start < count {
+            let end = (start + max_actions).min(count);
+            if batches.last().is_some_and(|b| b.len() == max_resources) {
+                batches.push(Vec::new());
+            }
+            if let Some(batch) = batches.last_mut() {
+                batch.push(Piece {
+                    entry,
+                    actions: start..end,
+                });
+            }
+            start = end;
+        }
+    }
+    batches
+}
+
+/// The resource an entry asked about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+}
+
+/// Reassembles the answers to the batches (in batch order) into one result
+/// per original entry, checking that every answer is for the resource asked.
+pub(crate) fn reassemble(
+    expected: &[Expected],
+    answers: Vec<(Vec<Piece>, response::CheckResourcesResponse)>,
+) -> Result<CheckResourcesResponse> {
+    let mut results: Vec<Option<ResourceResult>> = expected.iter().map(|_| None).collect();
+    let mut request_id = String::new();
+    let mut cerbos_call_ids = Vec::with_capacity(answers.len());
+    for (pieces, answer) in answers {
+        if answer.results.len() != pieces.len() {
+            return Err(Error::MalformedResponse(format!(
+                "asked about {} resources, got {} results",
+                pieces.len(),
+                answer.results.len()
+            )));
+        }
+        if request_id.is_empty() {
+            request_id = answer.request_id;
+        }
+        cerbos_call_ids.push(answer.cerbos_call_id);
+        for (piece, entry) in pieces.into_iter().zip(answer.results) {
+            let same = match (&entry.resource, expected.get(piece.entry)) {
+                (Some(got), Some(asked)) => got.kind == asked.kind && got.id == asked.id,
+                _ => false,
+            };
+            if !same {
+                return Err(Error::MalformedResponse(format!(
+                    "result #{} is not for the resource asked about",
+                    piece.entry
+                )));
+            }
+            let slot = results.get_mut(piece.entry).ok_or_else(|| {
+                Error::MalformedResponse("result for an unknown entry".to_owned())
+            })?;
+            match slot {
+                None => *slot = Some(ResourceResult { inner: entry }),
+                Some(existing) => existing.merge(entry),
+            }
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| Error::MalformedResponse("missing result".to_owned())))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CheckResourcesResponse {
+        request_id,
+        results,
+        cerbos_call_ids,
+    })
+}
+
+/// The PDP's answer to a [`CheckResources`] request: one [`ResourceResult`]
+/// per resource, in request order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckResourcesResponse {
+    request_id: String,
+    results: Vec<ResourceResult>,
+    cerbos_call_ids: Vec<String>,
+}
+
+impl CheckResourcesResponse {
+    /// The results, in request order.
+    pub fn results(&self) -> &[ResourceResult] {
+        &self.results
+    }
+
+    /// The first result for the resource with `kind` and `id`.
+    pub fn find(&self, kind: &str, id: &str) -> Option<&ResourceResult> {
+        self.results
+            .iter()
+            .find(|r| r.kind() == kind && r.id() == id)
+    }
+
+    /// `true` if every action on every resource is allowed.
+    pub fn all_allowed(&self) -> bool {
+        self.results.iter().all(ResourceResult::all_allowed)
+    }
+
+    /// The request id the PDP echoed.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The PDP's call id (its audit log key). When the request was split
+    /// into several calls, the first one's; see [`Self::cerbos_call_ids`].
+    pub fn cerbos_call_id(&self) -> &str {
+        self.cerbos_call_ids.first().map_or("", String::as_str)
+    }
+
+    /// The call ids of every call the request was split into.
+    pub fn cerbos_call_ids(&self) -> &[String] {
+        &self.cerbos_call_ids
+    }
+
+    /// Consumes the response, giving the results.
+    pub fn into_results(self) -> Vec<ResourceResult> {
+        self.results
+    }
+}
+
+impl IntoIterator for CheckResourcesResponse {
+    type Item = ResourceResult;
+    type IntoIter = std::vec::IntoIter<ResourceResult>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.results.into_iter()
+    }
+}
+
+/// The decision for one resource: the effect of each action, plus outputs,
+/// validation errors and (if asked for) meta.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceResult {
+    inner: response::check_resources_response::ResultEntry,
+}
+
+impl ResourceResult {
+    /// The resource id.
+    pub fn id(&self) -> &str {
+        self.inner.resource.as_ref().map_or("", |r| r.id.as_str())
+    }
+
+    /// The resource kind.
+    pub fn kind(&self) -> &str {
+        self.inner.resource.as_ref().map_or("", |r| r.kind.as_str())
+    }
+
+    /// The effect for `action`, or `None` if the PDP did not answer for it.
+    pub fn effect(&self, action: &str) -> Option<Effect> {
+        self.inner
+            .actions
+            .get(action)
+            .copied()
+            .map(Effect::from_wire)
+    }
+
+    /// `true` only if the PDP explicitly allowed `action`. Missing, denied,
+    /// unspecified and unknown effects are `false`.
+    pub fn is_allowed(&self, action: &str) -> bool {
+        self.effect(action).is_some_and(Effect::is_allow)
+    }
+
+    /// `true` if every action in the answer is allowed (and there is one).
+    pub fn all_allowed(&self) -> bool {
+        !self.inner.actions.is_empty() && self.actions().all(|(_, e)| e.is_allow())
+    }
+
+    /// Every action in the answer with its effect.
+    pub fn actions(&self) -> impl Iterator<Item = (&str, Effect)> + '_ {
+        self.inner
+            .actions
+            .iter()
+            .map(|(a, e)| (a.as_str(), Effect::from_wire(*e)))
+    }
+
+    /// Schema validation errors for the principal's or resource's attributes.
+    pub fn validation_errors(&self) -> &[ValidationError] {
+        &self.inner.validation_errors
+    }
+
+    /// Outputs of the rules that matched.
+    pub fn outputs(&self) -> &[OutputEntry] {
+        &self.inner.outputs
+    }
+
+    /// The output of the rule named `src`, as JSON.
+    pub fn output(&self, src: &str) -> Option<serde_json::Value> {
+        self.inner.outputs.iter().find(|o| o.src == src).map(|o| {
+            o.val
+                .as_ref()
+                .map_or(serde_json::Value::Null, crate::model::value_to_json)
+        })
+    }
+
+    /// Matched policies and derived roles, when the request asked for meta.
+    pub fn meta(&self) -> Option<&response::check_resources_response::result_entry::Meta> {
+        self.inner.meta.as_ref()
+    }
+
+    /// The protobuf message.
+    pub fn as_proto(&self) -> &response::check_resources_response::ResultEntry {
+        &self.inner
+    }
+
+    fn merge(&mut self, other: response::check_resources_response::ResultEntry) {
+        self.inner.actions.extend(other.actions);
+        for err in other.validation_errors {
+            if !self.inner.validation_errors.contains(&err) {
+                self.inner.validation_errors.push(err);
+            }
+        }
+        self.inner.outputs.extend(other.outputs);
+        match (&mut self.inner.meta, other.meta) {
+            (Some(mine), Some(theirs)) => {
+                mine.actions.extend(theirs.actions);
+                for role in theirs.effective_derived_roles {
+                    if !mine.effective_derived_roles.contains(&role) {
+                        mine.effective_derived_roles.push(role);
+                    }
+                }
+            }
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(batches: &[Vec<Piece>]) -> Vec<usize> {
+        batches.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn small_requests_are_one_batch() {
+        let b = plan_batches([2, 3].into_iter(), 50, 50);
+        assert_eq!(sizes(&b), [2]);
+        assert_eq!(
+            b[0][1],
+            Piece {
+                entry: 1,
+                actions: 0..3
+            }
+        );
+    }
+
+    #[test]
+    fn many_resources_are_split_in_order() {
+        let b = plan_batches(std::iter::repeat_n(1, 120), 50, 50);
+        assert_eq!(sizes(&b), [50, 50, 20]);
+        let entries: Vec<usize> = b.iter().flatten().map(|p| p.entry).collect();
+        assert_eq!(entries, (0..120).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn many_actions_are_split_into_pieces() {
+        let b = plan_batches([70, 1].into_iter(), 2, 50);
+        assert_eq!(sizes(&b), [2, 1]);
+        assert_eq!(b[0][0].actions, 0..50);
+        assert_eq!(b[0][1].actions, 50..70);
+        assert_eq!(
+            b[1][0],
+            Piece {
+                entry: 1,
+                actions: 0..1
+            }
+        );
+    }
+
+    #[test]
+    fn zero_limits_do_not_loop_forever() {
+        let b = plan_batches([3].into_iter(), 0, 0);
+        assert_eq!(b.iter().flatten().count(), 3);
+    }
+
+    #[test]
+    fn unknown_effects_deny() {
+        for v in [0, 2, 3, 4, -1, i32::MAX] {
+            assert!(!Effect::from_wire(v).is_allow());
+        }
+        assert!(Effect::from_wire(1).is_allow());
+    }
+}

@@ -1,0 +1,561 @@
+//! The Cerbos gRPC client.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use cerbos_proto::{
+    cerbos::{request::v1 as request, svc::v1::cerbos_service_client::CerbosServiceClient},
+    grpc::health::v1::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    },
+};
+use futures_util::future::try_join_all;
+use tokio::time::Instant;
+use tonic::{
+    metadata::{AsciiMetadataKey, AsciiMetadataValue},
+    transport::{Channel, Endpoint},
+};
+
+use crate::{
+    CheckResources, CheckResourcesResponse, Error, PlanResources, PlanResourcesResponse, Result,
+    check::{self, Limits},
+    plan,
+};
+
+/// The gRPC service name the PDP reports health for.
+const HEALTH_SERVICE: &str = "cerbos.svc.v1.CerbosService";
+
+/// A Cerbos PDP client.
+///
+/// Cheap to clone, `Send + Sync`, and every method takes `&self`: share one
+/// client (or clones of it) across all tasks. Calls are multiplexed over
+/// HTTP/2 with no lock.
+///
+/// ```no_run
+/// use cerbos_tower::{CheckResources, Client, Principal, Resource};
+/// # async fn run() -> Result<(), cerbos_tower::Error> {
+/// let client = Client::builder("http://127.0.0.1:3593").build()?;
+/// let response = client
+///     .check_resources(
+///         CheckResources::new(Principal::new("alice", ["user"]))
+///             .resource(Resource::new("album:object", "X1").with_attr("owner", "alice"), ["view", "edit"]),
+///     )
+///     .await?;
+/// if response.results()[0].is_allowed("edit") {
+///     println!("alice may edit X1");
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    grpc: CerbosServiceClient<Channel>,
+    health: HealthClient<Channel>,
+    config: Arc<CallConfig>,
+}
+
+/// Per-call settings shared by all clones of a client.
+#[derive(Debug)]
+struct CallConfig {
+    timeout: Duration,
+    retry: RetryPolicy,
+    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    limits: Limits,
+}
+
+/// How calls are retried when the PDP is unavailable.
+///
+/// All the calls this client makes are read-only, so they are retried on
+/// `UNAVAILABLE` (a connection refused, reset, or closed by the server, as
+/// the PDP does every 10 minutes by default) with capped exponential
+/// backoff, as long as the call's timeout allows.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0 disables retries).
+    pub max_retries: u32,
+    /// The wait before the first retry; doubled for each retry after it.
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_retries: 0,
+            ..Default::default()
+        }
+    }
+}
+
+/// TLS settings for `https://` endpoints.
+#[cfg(feature = "tls")]
+#[derive(Clone, Debug, Default)]
+pub struct TlsConfig {
+    ca_pem: Vec<Vec<u8>>,
+    domain_name: Option<String>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+#[cfg(feature = "tls")]
+impl TlsConfig {
+    /// TLS with no trust anchors yet.
+    pub fn new() -> Self {
+        TlsConfig::default()
+    }
+
+    /// Trusts the CA certificate(s) in `pem`.
+    pub fn ca_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.ca_pem.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Verifies the server's certificate against `name` instead of the
+    /// endpoint's host.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Self {
+        self.domain_name = Some(name.into());
+        self
+    }
+
+    /// Presents a client certificate (mTLS): PEM certificate chain and key.
+    pub fn identity(mut self, cert_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
+        self.identity = Some((cert_pem.as_ref().to_vec(), key_pem.as_ref().to_vec()));
+        self
+    }
+
+    fn to_tonic(&self) -> tonic::transport::ClientTlsConfig {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let mut tls =
+            ClientTlsConfig::new().ca_certificates(self.ca_pem.iter().map(Certificate::from_pem));
+        if self.ca_pem.is_empty() {
+            tls = tls.with_enabled_roots();
+        }
+        if let Some(name) = &self.domain_name {
+            tls = tls.domain_name(name.clone());
+        }
+        if let Some((cert, key)) = &self.identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        tls
+    }
+}
+
+/// Builds a [`Client`]. See [`Client::builder`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    endpoints: Vec<String>,
+    #[cfg(feature = "tls")]
+    tls: Option<TlsConfig>,
+    connect_timeout: Duration,
+    timeout: Duration,
+    retry: RetryPolicy,
+    headers: Vec<(String, String)>,
+    user_agent: Option<String>,
+    limits: Limits,
+}
+
+impl ClientBuilder {
+    /// Adds another PDP replica: calls are balanced across all endpoints
+    /// (power of two choices over the least loaded connections).
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoints.push(endpoint.into());
+        self
+    }
+
+    /// Configures TLS (custom CA, server name, client certificate) for
+    /// `https://` endpoints. Without it, `https://` endpoints trust the
+    /// roots enabled by tonic's features.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// How long establishing a connection may take (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one call may take in all, retries included (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How calls are retried when the PDP is unavailable.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sends a metadata header with every call.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the user agent (prepended to tonic's).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// The PDP's `server.requestLimits.maxResourcesPerRequest` (default 50):
+    /// larger requests are split into chunks.
+    pub fn max_resources_per_request(mut self, max: usize) -> Self {
+        self.limits.max_resources_per_request = max;
+        self
+    }
+
+    /// The PDP's `server.requestLimits.maxActionsPerResource` (default 50):
+    /// a resource with more actions is split across chunks.
+    pub fn max_actions_per_resource(mut self, max: usize) -> Self {
+        self.limits.max_actions_per_resource = max;
+        self
+    }
+
+    /// Builds the client. It connects lazily, on the first call, and
+    /// reconnects transparently.
+    pub fn build(self) -> Result<Client> {
+        let (endpoints, config) = self.prepare()?;
+        let channel = match <[Endpoint; 1]>::try_from(endpoints) {
+            Ok([endpoint]) => endpoint.connect_lazy(),
+            Err(endpoints) => Channel::balance_list(endpoints.into_iter()),
+        };
+        Ok(Client::from_parts(channel, config))
+    }
+
+    /// Builds the client and connects now, failing if the PDP cannot be
+    /// reached. With several endpoints the connections are still made
+    /// lazily.
+    pub async fn connect(self) -> Result<Client> {
+        let (endpoints, config) = self.prepare()?;
+        let channel = match <[Endpoint; 1]>::try_from(endpoints) {
+            Ok([endpoint]) => endpoint.connect().await.map_err(|e| Error::Unavailable {
+                message: error_chain(&e),
+            })?,
+            Err(endpoints) => Channel::balance_list(endpoints.into_iter()),
+        };
+        Ok(Client::from_parts(channel, config))
+    }
+
+    fn prepare(self) -> Result<(Vec<Endpoint>, CallConfig)> {
+        if self.endpoints.is_empty() {
+            return Err(Error::Config("no PDP endpoint given".into()));
+        }
+        if self.timeout.is_zero() {
+            return Err(Error::Config(
+                "the call timeout must be greater than zero".into(),
+            ));
+        }
+        if self.limits.max_resources_per_request == 0 || self.limits.max_actions_per_resource == 0 {
+            return Err(Error::Config(
+                "max_resources_per_request and max_actions_per_resource must be at least 1".into(),
+            ));
+        }
+        let endpoints = self
+            .endpoints
+            .iter()
+            .map(|e| self.endpoint_for(e))
+            .collect::<Result<Vec<_>>>()?;
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let key = AsciiMetadataKey::from_bytes(name.as_bytes()).map_err(|_| {
+                    Error::Config(format!("{name:?} is not a valid gRPC metadata name"))
+                })?;
+                let value = value.parse::<AsciiMetadataValue>().map_err(|_| {
+                    Error::Config(format!("the value of header {name:?} is not valid ASCII"))
+                })?;
+                Ok((key, value))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let config = CallConfig {
+            timeout: self.timeout,
+            retry: self.retry,
+            headers,
+            limits: self.limits,
+        };
+        Ok((endpoints, config))
+    }
+
+    fn endpoint_for(&self, address: &str) -> Result<Endpoint> {
+        let is_unix = address.starts_with("unix:");
+        let is_https = address.starts_with("https://");
+        if !is_unix && !is_https && !address.starts_with("http://") {
+            return Err(Error::Config(format!(
+                "endpoint {address:?} must start with http://, https:// or unix: \
+                 (for example http://127.0.0.1:3593 or unix:/var/run/cerbos.sock)"
+            )));
+        }
+        let mut endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|e| Error::Config(format!("endpoint {address:?} is not valid: {e}")))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true);
+        if let Some(ua) = &self.user_agent {
+            endpoint = endpoint
+                .user_agent(ua.clone())
+                .map_err(|_| Error::Config(format!("user agent {ua:?} is not a valid header")))?;
+        }
+        #[cfg(feature = "tls")]
+        if is_https {
+            let tls = self.tls.clone().unwrap_or_default().to_tonic();
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| Error::Config(format!("TLS settings for {address:?}: {e}")))?;
+        } else if self.tls.is_some() {
+            return Err(Error::Config(format!(
+                "TLS is configured but endpoint {address:?} is not https://"
+            )));
+        }
+        #[cfg(not(feature = "tls"))]
+        if is_https {
+            return Err(Error::Config(format!(
+                "endpoint {address:?} needs TLS: enable the `tls` feature of cerbos-tower"
+            )));
+        }
+        Ok(endpoint)
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        message.push_str(": ");
+        message.push_str(&e.to_string());
+        source = e.source();
+    }
+    message
+}
+
+/// Whether the PDP is serving, from the gRPC health service.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum HealthStatus {
+    /// The PDP is serving.
+    Serving,
+    /// The PDP is up but not serving.
+    NotServing,
+    /// The PDP does not know the Cerbos service.
+    ServiceUnknown,
+    /// Any other answer.
+    Unknown,
+}
+
+/// The PDP's version information.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The version, such as `0.55.0`.
+    pub version: String,
+    /// The commit it was built from.
+    pub commit: String,
+    /// The build date.
+    pub build_date: String,
+}
+
+impl Client {
+    /// A builder for a client of the PDP at `endpoint`: `http://host:port`,
+    /// `https://host:port` or `unix:/path/to.sock`.
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            endpoints: vec![endpoint.into()],
+            #[cfg(feature = "tls")]
+            tls: None,
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(2),
+            retry: RetryPolicy::default(),
+            headers: Vec::new(),
+            user_agent: None,
+            limits: Limits {
+                max_resources_per_request: 50,
+                max_actions_per_resource: 50,
+            },
+        }
+    }
+
+    /// A client over a channel the caller built, with default call settings
+    /// (2 s timeout, default retries, limits of 50).
+    pub fn from_channel(channel: Channel) -> Self {
+        let builder = Client::builder("http://unused");
+        Client::from_parts(
+            channel,
+            CallConfig {
+                timeout: builder.timeout,
+                retry: builder.retry,
+                headers: Vec::new(),
+                limits: builder.limits,
+            },
+        )
+    }
+
+    fn from_parts(channel: Channel, config: CallConfig) -> Self {
+        Client {
+            grpc: CerbosServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            config: Arc::new(config),
+        }
+    }
+
+    /// Checks the actions on the resources of `request`.
+    ///
+    /// Requests over the PDP's limits are split into chunks that are sent
+    /// concurrently and reassembled in request order. Results for other
+    /// resources than those asked about, or a missing result, are an
+    /// [`Error::MalformedResponse`].
+    pub async fn check_resources(
+        &self,
+        mut request: CheckResources,
+    ) -> Result<CheckResourcesResponse> {
+        request.validate()?;
+        let request_id = request.take_request_id().unwrap_or_else(new_request_id);
+        let (batches, expected) = request.into_wire(&request_id, self.config.limits);
+        let answers = try_join_all(batches.into_iter().map(|batch| async move {
+            let answer = self
+                .unary(batch.request, |mut grpc, req| async move {
+                    grpc.check_resources(req).await
+                })
+                .await?;
+            Ok::<_, Error>((batch.pieces, answer))
+        }))
+        .await?;
+        check::reassemble(&expected, answers)
+    }
+
+    /// Asks for a query plan: which resources of a kind the principal may
+    /// act on.
+    pub async fn plan_resources(
+        &self,
+        mut request: PlanResources,
+    ) -> Result<PlanResourcesResponse> {
+        let request_id = request.take_request_id().unwrap_or_else(new_request_id);
+        let wire = request.into_wire(request_id)?;
+        let answer = self
+            .unary(wire, |mut grpc, req| async move {
+                grpc.plan_resources(req).await
+            })
+            .await?;
+        plan::from_wire(answer)
+    }
+
+    /// The PDP's version.
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        let answer = self
+            .unary(request::ServerInfoRequest {}, |mut grpc, req| async move {
+                grpc.server_info(req).await
+            })
+            .await?;
+        Ok(ServerInfo {
+            version: answer.version,
+            commit: answer.commit,
+            build_date: answer.build_date,
+        })
+    }
+
+    /// Asks the PDP's gRPC health service whether it is serving.
+    pub async fn health(&self) -> Result<HealthStatus> {
+        let request = HealthCheckRequest {
+            service: HEALTH_SERVICE.to_owned(),
+        };
+        let mut health = self.health.clone();
+        let mut req = tonic::Request::new(request);
+        req.set_timeout(self.config.timeout);
+        let answer = tokio::time::timeout(self.config.timeout, health.check(req))
+            .await
+            .map_err(|_| Error::Timeout(self.config.timeout))?
+            .map_err(|s| Error::from_status(s, self.config.timeout))?
+            .into_inner();
+        Ok(match ServingStatus::try_from(answer.status) {
+            Ok(ServingStatus::Serving) => HealthStatus::Serving,
+            Ok(ServingStatus::NotServing) => HealthStatus::NotServing,
+            Ok(ServingStatus::ServiceUnknown) => HealthStatus::ServiceUnknown,
+            _ => HealthStatus::Unknown,
+        })
+    }
+
+    /// Runs one unary call with the deadline, metadata and retries.
+    async fn unary<Req, Resp, F, Fut>(&self, message: Req, send: F) -> Result<Resp>
+    where
+        Req: Clone,
+        F: Fn(CerbosServiceClient<Channel>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let config = &*self.config;
+        let deadline = Instant::now() + config.timeout;
+        let mut message = Some(message);
+        let mut backoff = config.retry.initial_backoff;
+        let mut attempt = 0;
+        loop {
+            let last = attempt >= config.retry.max_retries;
+            let body = if last {
+                message.take()
+            } else {
+                message.clone()
+            };
+            let Some(body) = body else {
+                return Err(Error::Timeout(config.timeout));
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(Error::Timeout(config.timeout));
+            }
+            let mut req = tonic::Request::new(body);
+            req.set_timeout(remaining);
+            let metadata = req.metadata_mut();
+            for (key, value) in &config.headers {
+                metadata.insert(key.clone(), value.clone());
+            }
+            let err = match tokio::time::timeout_at(deadline, send(self.grpc.clone(), req)).await {
+                Err(_) => return Err(Error::Timeout(config.timeout)),
+                Ok(Ok(answer)) => return Ok(answer.into_inner()),
+                Ok(Err(status)) => Error::from_status(status, config.timeout),
+            };
+            let Error::Unavailable { message } = &err else {
+                return Err(err);
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if last || backoff >= remaining {
+                return Err(err);
+            }
+            tracing::debug!(
+                attempt,
+                backoff_ms = backoff.as_millis() as u64,
+                error = %message,
+                "Cerbos PDP unavailable, retrying"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(config.retry.max_backoff);
+            attempt += 1;
+        }
+    }
+}
+
+/// A request id unique to this process run: a random per-process prefix
+/// and a counter.
+fn new_request_id() -> String {
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()))
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix:016x}-{n:08x}")
+}

@@ -1,0 +1,244 @@
+//! `PlanResources`: which resources of a kind may this principal act on?
+
+use cerbos_proto::cerbos::{
+    engine::v1::{self as engine, plan_resources_filter},
+    request::v1 as request,
+    response::v1 as response,
+    schema::v1::ValidationError,
+};
+
+use crate::{AttrValue, AuxData, Error, Principal, Result, model::value_to_json};
+
+/// A `PlanResources` request: a principal, a resource kind (with the
+/// attributes already known) and the actions. The answer is a
+/// [`PlanFilter`]: a condition on the attributes of the resources that the
+/// principal may act on, which becomes a database filter.
+///
+/// ```
+/// use cerbos_tower::{PlanResources, Principal};
+/// let request = PlanResources::new(Principal::new("john", ["user"]), "contact")
+///     .action("read")
+///     .with_attr("department", "Sales");
+/// assert_eq!(request.actions(), ["read"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct PlanResources {
+    principal: Principal,
+    resource: engine::plan_resources_input::Resource,
+    actions: Vec<String>,
+    aux_data: Option<AuxData>,
+    include_meta: bool,
+    request_id: Option<String>,
+}
+
+impl PlanResources {
+    /// A plan request for resources of `kind`, with no actions yet.
+    pub fn new(principal: Principal, kind: impl Into<String>) -> Self {
+        PlanResources {
+            principal,
+            resource: engine::plan_resources_input::Resource {
+                kind: kind.into(),
+                ..Default::default()
+            },
+            actions: Vec::new(),
+            aux_data: None,
+            include_meta: false,
+            request_id: None,
+        }
+    }
+
+    /// Adds an action. With several actions the plan is for the resources on
+    /// which every one of them is allowed.
+    pub fn action(mut self, action: impl Into<String>) -> Self {
+        self.actions.push(action.into());
+        self
+    }
+
+    /// Adds several actions.
+    pub fn actions_from<A: Into<String>>(mut self, actions: impl IntoIterator<Item = A>) -> Self {
+        self.actions.extend(actions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets a resource attribute that is already known.
+    pub fn with_attr(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
+        self.resource.attr.insert(key.into(), value.into().0);
+        self
+    }
+
+    /// Sets the resource policy version.
+    pub fn with_policy_version(mut self, version: impl Into<String>) -> Self {
+        self.resource.policy_version = version.into();
+        self
+    }
+
+    /// Sets the resource scope.
+    pub fn with_scope(mut self, scope: impl Into<String>) -> Self {
+        self.resource.scope = scope.into();
+        self
+    }
+
+    /// Sends auxiliary data (a JWT) with the request.
+    pub fn aux_data(mut self, aux_data: AuxData) -> Self {
+        self.aux_data = Some(aux_data);
+        self
+    }
+
+    /// Asks the PDP for debug information about the plan.
+    pub fn include_meta(mut self, include: bool) -> Self {
+        self.include_meta = include;
+        self
+    }
+
+    /// Sets the request id sent to the PDP (default: a generated one).
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// The actions.
+    pub fn actions(&self) -> &[String] {
+        &self.actions
+    }
+
+    /// The resource kind.
+    pub fn kind(&self) -> &str {
+        &self.resource.kind
+    }
+
+    pub(crate) fn take_request_id(&mut self) -> Option<String> {
+        self.request_id.take()
+    }
+
+    pub(crate) fn into_wire(self, request_id: String) -> Result<request::PlanResourcesRequest> {
+        if self.actions.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a PlanResources request needs at least one action".into(),
+            ));
+        }
+        if self.resource.kind.is_empty() {
+            return Err(Error::InvalidRequest(
+                "a PlanResources request needs a resource kind".into(),
+            ));
+        }
+        #[allow(deprecated)]
+        Ok(request::PlanResourcesRequest {
+            request_id,
+            principal: Some(self.principal.into_proto()),
+            resource: Some(self.resource),
+            actions: self.actions,
+            aux_data: self.aux_data.map(|a| a.as_proto().clone()),
+            include_meta: self.include_meta,
+            ..Default::default()
+        })
+    }
+}
+
+/// The PDP's answer to a [`PlanResources`] request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanResourcesResponse {
+    /// The request id the PDP echoed.
+    pub request_id: String,
+    /// The resource kind.
+    pub kind: String,
+    /// The policy version.
+    pub policy_version: String,
+    /// The actions planned for.
+    pub actions: Vec<String>,
+    /// The filter.
+    pub filter: PlanFilter,
+    /// Schema validation errors for the principal's or resource's attributes.
+    pub validation_errors: Vec<ValidationError>,
+    /// The PDP's call id (its audit log key).
+    pub cerbos_call_id: String,
+    /// The PDP's human-readable rendering of the filter, when meta was asked for.
+    pub filter_debug: Option<String>,
+}
+
+/// Which resources the principal may act on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanFilter {
+    /// Every resource of the kind: no filter needed.
+    AlwaysAllowed,
+    /// None: the query need not run.
+    AlwaysDenied,
+    /// The resources for which the condition is true.
+    Conditional(Operand),
+}
+
+/// A node of a plan's condition tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operand {
+    /// A constant.
+    Value(serde_json::Value),
+    /// A variable such as `request.resource.attr.owner`.
+    Variable(String),
+    /// An operator applied to operands, such as `eq(variable, value)`.
+    Expression(Expression),
+}
+
+/// An operator applied to operands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expression {
+    /// The operator (`eq`, `and`, `in`, `startsWith`, `lambda`, …).
+    pub operator: String,
+    /// The operands, in the order the policy wrote them.
+    pub operands: Vec<Operand>,
+}
+
+pub(crate) fn from_wire(answer: response::PlanResourcesResponse) -> Result<PlanResourcesResponse> {
+    let filter = answer
+        .filter
+        .ok_or_else(|| Error::MalformedResponse("the plan has no filter".into()))?;
+    let filter = match plan_resources_filter::Kind::try_from(filter.kind) {
+        Ok(plan_resources_filter::Kind::AlwaysAllowed) => PlanFilter::AlwaysAllowed,
+        Ok(plan_resources_filter::Kind::AlwaysDenied) => PlanFilter::AlwaysDenied,
+        Ok(plan_resources_filter::Kind::Conditional) => {
+            let condition = filter.condition.ok_or_else(|| {
+                Error::MalformedResponse("a conditional plan has no condition".into())
+            })?;
+            PlanFilter::Conditional(operand_from_wire(condition)?)
+        }
+        _ => {
+            return Err(Error::MalformedResponse(format!(
+                "unknown plan filter kind {}",
+                filter.kind
+            )));
+        }
+    };
+    #[allow(deprecated)]
+    Ok(PlanResourcesResponse {
+        request_id: answer.request_id,
+        kind: answer.resource_kind,
+        policy_version: answer.policy_version,
+        actions: answer.actions,
+        filter,
+        validation_errors: answer.validation_errors,
+        cerbos_call_id: answer.cerbos_call_id,
+        filter_debug: answer.meta.map(|m| m.filter_debug),
+    })
+}
+
+fn operand_from_wire(op: plan_resources_filter::expression::Operand) -> Result<Operand> {
+    use plan_resources_filter::expression::operand::Node;
+    match op.node {
+        Some(Node::Value(v)) => Ok(Operand::Value(value_to_json(&v))),
+        Some(Node::Variable(name)) => Ok(Operand::Variable(name)),
+        Some(Node::Expression(e)) => {
+            if e.operator.is_empty() {
+                return Err(Error::MalformedResponse(
+                    "a plan expression has no operator".into(),
+                ));
+            }
+            Ok(Operand::Expression(Expression {
+                operator: e.operator,
+                operands: e
+                    .operands
+                    .into_iter()
+                    .map(operand_from_wire)
+                    .collect::<Result<_>>()?,
+            }))
+        }
+        None => Err(Error::MalformedResponse("a plan operand is empty".into())),
+    }
+}

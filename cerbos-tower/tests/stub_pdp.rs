@@ -1,0 +1,555 @@
+//! Error mapping against an in-process stub PDP: every gRPC status and every
+//! malformed answer maps to the right error, and nothing panics.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use cerbos_tower::{
+    CheckResources, Client, Effect, Error, PlanFilter, PlanResources, Principal, Resource,
+    RetryPolicy,
+    proto::cerbos::{
+        engine::v1::{
+            PlanResourcesFilter,
+            plan_resources_filter::{
+                self, Expression, expression::Operand, expression::operand::Node,
+            },
+        },
+        request::v1 as req,
+        response::v1::{self as resp, check_resources_response::ResultEntry},
+        svc::v1::cerbos_service_server::{CerbosService, CerbosServiceServer},
+    },
+};
+use tonic::{Code, Request, Response, Status};
+
+type CheckFn = dyn Fn(req::CheckResourcesRequest) -> Result<resp::CheckResourcesResponse, Status>
+    + Send
+    + Sync;
+type PlanFn =
+    dyn Fn(req::PlanResourcesRequest) -> Result<resp::PlanResourcesResponse, Status> + Send + Sync;
+
+#[derive(Clone)]
+struct Stub {
+    check: Arc<CheckFn>,
+    plan: Arc<PlanFn>,
+    delay: Duration,
+    calls: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl CerbosService for Stub {
+    async fn check_resources(
+        &self,
+        request: Request<req::CheckResourcesRequest>,
+    ) -> Result<Response<resp::CheckResourcesResponse>, Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        (self.check)(request.into_inner()).map(Response::new)
+    }
+    async fn plan_resources(
+        &self,
+        request: Request<req::PlanResourcesRequest>,
+    ) -> Result<Response<resp::PlanResourcesResponse>, Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        (self.plan)(request.into_inner()).map(Response::new)
+    }
+    async fn server_info(
+        &self,
+        _: Request<req::ServerInfoRequest>,
+    ) -> Result<Response<resp::ServerInfoResponse>, Status> {
+        Ok(Response::new(resp::ServerInfoResponse {
+            version: "stub".into(),
+            ..Default::default()
+        }))
+    }
+}
+
+/// Answers every action of every resource with `effect`, in order.
+fn echo(
+    effect: i32,
+) -> impl Fn(req::CheckResourcesRequest) -> Result<resp::CheckResourcesResponse, Status> {
+    move |r| {
+        Ok(resp::CheckResourcesResponse {
+            request_id: r.request_id,
+            results: r
+                .resources
+                .into_iter()
+                .map(|e| result_for(e, effect))
+                .collect(),
+            cerbos_call_id: "call".into(),
+        })
+    }
+}
+
+fn result_for(entry: req::check_resources_request::ResourceEntry, effect: i32) -> ResultEntry {
+    let resource = entry.resource.unwrap_or_default();
+    ResultEntry {
+        resource: Some(resp::check_resources_response::result_entry::Resource {
+            id: resource.id,
+            kind: resource.kind,
+            ..Default::default()
+        }),
+        actions: entry.actions.into_iter().map(|a| (a, effect)).collect(),
+        ..Default::default()
+    }
+}
+
+struct Running {
+    client: Client,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn serve(
+    check: Arc<CheckFn>,
+    plan: Arc<PlanFn>,
+    delay: Duration,
+    retry: RetryPolicy,
+) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stub = Stub {
+        check,
+        plan,
+        delay,
+        calls: calls.clone(),
+    };
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(CerbosServiceServer::new(stub))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let client = Client::builder(format!("http://{addr}"))
+        .timeout(Duration::from_millis(500))
+        .retry(retry)
+        .build()
+        .unwrap();
+    Running { client, calls }
+}
+
+async fn with_check(
+    check: impl Fn(req::CheckResourcesRequest) -> Result<resp::CheckResourcesResponse, Status>
+    + Send
+    + Sync
+    + 'static,
+) -> Running {
+    serve(
+        Arc::new(check),
+        Arc::new(|_| Err(Status::unimplemented(""))),
+        Duration::ZERO,
+        RetryPolicy::default(),
+    )
+    .await
+}
+
+async fn with_plan(
+    plan: impl Fn(req::PlanResourcesRequest) -> Result<resp::PlanResourcesResponse, Status>
+    + Send
+    + Sync
+    + 'static,
+) -> Running {
+    serve(
+        Arc::new(echo(1)),
+        Arc::new(plan),
+        Duration::ZERO,
+        RetryPolicy::default(),
+    )
+    .await
+}
+
+fn one_check() -> CheckResources {
+    CheckResources::new(Principal::new("u", ["user"]))
+        .resource(Resource::new("doc", "1"), ["read", "write"])
+}
+
+#[tokio::test]
+async fn every_grpc_status_maps_to_an_error() {
+    let cases = [
+        (Code::InvalidArgument, "InvalidArgument"),
+        (Code::DeadlineExceeded, "Timeout"),
+        (Code::Unavailable, "Unavailable"),
+        (Code::Cancelled, "Status"),
+        (Code::Unknown, "Status"),
+        (Code::NotFound, "Status"),
+        (Code::AlreadyExists, "Status"),
+        (Code::PermissionDenied, "Status"),
+        (Code::ResourceExhausted, "Status"),
+        (Code::FailedPrecondition, "Status"),
+        (Code::Aborted, "Status"),
+        (Code::OutOfRange, "Status"),
+        (Code::Unimplemented, "Status"),
+        (Code::Internal, "Status"),
+        (Code::DataLoss, "Status"),
+        (Code::Unauthenticated, "Status"),
+    ];
+    for (code, expected) in cases {
+        let pdp = with_check(move |_| Err(Status::new(code, "boom"))).await;
+        let err = pdp
+            .client
+            .check_resources(one_check())
+            .await
+            .expect_err("an error status");
+        let got = match &err {
+            Error::InvalidArgument { message } => {
+                assert!(message.contains("boom"));
+                "InvalidArgument"
+            }
+            Error::Timeout(_) => "Timeout",
+            Error::Unavailable { .. } => "Unavailable",
+            Error::Status { code: c, message } => {
+                assert_eq!(*c, code);
+                assert!(message.contains("boom"));
+                "Status"
+            }
+            other => panic!("{code:?} mapped to {other:?}"),
+        };
+        assert_eq!(got, expected, "{code:?} -> {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_with_backoff_then_reported() {
+    let pdp = with_check(|_| Err(Status::unavailable("restarting"))).await;
+    let err = pdp
+        .client
+        .check_resources(one_check())
+        .await
+        .expect_err("still unavailable");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert_eq!(
+        pdp.calls.load(Ordering::SeqCst),
+        4,
+        "one attempt and three retries"
+    );
+}
+
+#[tokio::test]
+async fn a_transient_unavailable_is_invisible_to_the_caller() {
+    let failures = Arc::new(AtomicUsize::new(0));
+    let pdp = with_check(move |r| {
+        if failures.fetch_add(1, Ordering::SeqCst) < 2 {
+            Err(Status::unavailable("connection closed (GOAWAY)"))
+        } else {
+            echo(1)(r)
+        }
+    })
+    .await;
+    let response = pdp
+        .client
+        .check_resources(one_check())
+        .await
+        .expect("retried to success");
+    assert!(response.results()[0].is_allowed("read"));
+    assert_eq!(pdp.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn other_errors_are_not_retried() {
+    let pdp = with_check(|_| Err(Status::internal("bug"))).await;
+    pdp.client
+        .check_resources(one_check())
+        .await
+        .expect_err("internal");
+    assert_eq!(pdp.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_slow_pdp_times_out() {
+    let pdp = serve(
+        Arc::new(echo(1)),
+        Arc::new(|_| Err(Status::unimplemented(""))),
+        Duration::from_secs(5),
+        RetryPolicy::default(),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let err = pdp
+        .client
+        .check_resources(one_check())
+        .await
+        .expect_err("too slow");
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn unknown_unspecified_and_missing_effects_deny() {
+    for effect in [0, 2, 3, 4, 99, -1] {
+        let pdp = with_check(echo(effect)).await;
+        let response = pdp
+            .client
+            .check_resources(one_check())
+            .await
+            .expect("an answer");
+        assert!(!response.results()[0].is_allowed("read"), "effect {effect}");
+        assert!(!response.all_allowed());
+    }
+    // The PDP leaves out an action: it is not allowed, the others are.
+    let pdp = with_check(|r| {
+        let mut answer = echo(1)(r)?;
+        answer.results[0].actions.remove("write");
+        Ok(answer)
+    })
+    .await;
+    let response = pdp
+        .client
+        .check_resources(one_check())
+        .await
+        .expect("an answer");
+    let result = &response.results()[0];
+    assert!(result.is_allowed("read"));
+    assert!(!result.is_allowed("write"));
+    assert_eq!(result.effect("write"), None);
+    assert_eq!(result.effect("read"), Some(Effect::Allow));
+}
+
+#[tokio::test]
+async fn malformed_check_answers_are_errors() {
+    type Mangle = fn(&mut resp::CheckResourcesResponse);
+    let cases: [(&str, Mangle); 5] = [
+        ("no results", |a| a.results.clear()),
+        ("an extra result", |a| {
+            let extra = a.results[0].clone();
+            a.results.push(extra);
+        }),
+        ("another resource's id", |a| {
+            a.results[0].resource.as_mut().unwrap().id = "2".into()
+        }),
+        ("another kind", |a| {
+            a.results[0].resource.as_mut().unwrap().kind = "folder".into()
+        }),
+        ("a result without its resource", |a| {
+            a.results[0].resource = None
+        }),
+    ];
+    for (name, mangle) in cases {
+        let pdp = with_check(move |r| {
+            let mut answer = echo(1)(r)?;
+            mangle(&mut answer);
+            Ok(answer)
+        })
+        .await;
+        let err = pdp
+            .client
+            .check_resources(one_check())
+            .await
+            .expect_err(name);
+        assert!(
+            matches!(err, Error::MalformedResponse(_)),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn results_out_of_order_in_a_chunk_are_errors() {
+    let pdp = with_check(|r| {
+        let mut answer = echo(1)(r)?;
+        answer.results.reverse();
+        Ok(answer)
+    })
+    .await;
+    let mut request = CheckResources::new(Principal::new("u", ["user"]));
+    for n in 0..60 {
+        request.push(Resource::new("doc", n.to_string()), ["read"]);
+    }
+    let err = pdp
+        .client
+        .check_resources(request)
+        .await
+        .expect_err("reordered");
+    assert!(matches!(err, Error::MalformedResponse(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn chunked_answers_are_reassembled_in_order() {
+    let pdp = with_check(echo(1)).await;
+    let actions: Vec<String> = (0..70).map(|i| format!("a{i}")).collect();
+    let mut request = CheckResources::new(Principal::new("u", ["user"]));
+    for n in 0..120 {
+        request.push(
+            Resource::new("doc", n.to_string()),
+            if n == 7 {
+                actions.clone()
+            } else {
+                vec!["read".into()]
+            },
+        );
+    }
+    let response = pdp
+        .client
+        .check_resources(request)
+        .await
+        .expect("an answer");
+    assert_eq!(response.results().len(), 120);
+    assert_eq!(
+        pdp.calls.load(Ordering::SeqCst),
+        3,
+        "121 pieces in chunks of 50"
+    );
+    for (n, result) in response.results().iter().enumerate() {
+        assert_eq!(result.id(), n.to_string());
+    }
+    assert_eq!(response.results()[7].actions().count(), 70);
+    assert!(response.all_allowed());
+}
+
+#[tokio::test]
+async fn invalid_requests_are_rejected_before_sending() {
+    let pdp = with_check(echo(1)).await;
+    let empty = CheckResources::new(Principal::new("u", ["user"]));
+    assert!(matches!(
+        pdp.client.check_resources(empty).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let no_actions = CheckResources::new(Principal::new("u", ["user"]))
+        .resource(Resource::new("doc", "1"), Vec::<String>::new());
+    assert!(matches!(
+        pdp.client.check_resources(no_actions).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let no_plan_actions = PlanResources::new(Principal::new("u", ["user"]), "doc");
+    assert!(matches!(
+        pdp.client.plan_resources(no_plan_actions).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    assert_eq!(pdp.calls.load(Ordering::SeqCst), 0);
+}
+
+fn plan_answer(filter: Option<PlanResourcesFilter>) -> resp::PlanResourcesResponse {
+    resp::PlanResourcesResponse {
+        filter,
+        ..Default::default()
+    }
+}
+
+fn var(name: &str) -> Operand {
+    Operand {
+        node: Some(Node::Variable(name.into())),
+    }
+}
+
+#[tokio::test]
+async fn plans_map_to_filters() {
+    let pdp = with_plan(|_| {
+        Ok(plan_answer(Some(PlanResourcesFilter {
+            kind: plan_resources_filter::Kind::Conditional as i32,
+            condition: Some(Operand {
+                node: Some(Node::Expression(Expression {
+                    operator: "eq".into(),
+                    operands: vec![
+                        var("request.resource.attr.owner"),
+                        Operand {
+                            node: Some(Node::Value(prost_types::Value {
+                                kind: Some(prost_types::value::Kind::StringValue("ann".into())),
+                            })),
+                        },
+                    ],
+                })),
+            }),
+        })))
+    })
+    .await;
+    let plan = pdp
+        .client
+        .plan_resources(PlanResources::new(Principal::new("ann", ["user"]), "doc").action("read"))
+        .await
+        .expect("a plan");
+    let PlanFilter::Conditional(cerbos_tower::Operand::Expression(e)) = plan.filter else {
+        panic!()
+    };
+    assert_eq!(e.operator, "eq");
+    assert_eq!(
+        e.operands[0],
+        cerbos_tower::Operand::Variable("request.resource.attr.owner".into())
+    );
+    assert_eq!(
+        e.operands[1],
+        cerbos_tower::Operand::Value(serde_json::json!("ann"))
+    );
+}
+
+#[tokio::test]
+async fn malformed_plans_are_errors() {
+    type Make = fn() -> resp::PlanResourcesResponse;
+    let cases: [(&str, Make); 5] = [
+        ("no filter", || plan_answer(None)),
+        ("unspecified kind", || {
+            plan_answer(Some(PlanResourcesFilter {
+                kind: 0,
+                condition: None,
+            }))
+        }),
+        ("unknown kind", || {
+            plan_answer(Some(PlanResourcesFilter {
+                kind: 42,
+                condition: None,
+            }))
+        }),
+        ("conditional without condition", || {
+            plan_answer(Some(PlanResourcesFilter {
+                kind: 3,
+                condition: None,
+            }))
+        }),
+        ("empty operand deep inside", || {
+            plan_answer(Some(PlanResourcesFilter {
+                kind: 3,
+                condition: Some(Operand {
+                    node: Some(Node::Expression(Expression {
+                        operator: "and".into(),
+                        operands: vec![var("x"), Operand { node: None }],
+                    })),
+                }),
+            }))
+        }),
+    ];
+    for (name, make) in cases {
+        let pdp = with_plan(move |_| Ok(make())).await;
+        let err = pdp
+            .client
+            .plan_resources(
+                PlanResources::new(Principal::new("ann", ["user"]), "doc").action("read"),
+            )
+            .await
+            .expect_err(name);
+        assert!(
+            matches!(err, Error::MalformedResponse(_)),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_configuration_is_an_error_at_construction() {
+    for (endpoint, hint) in [
+        ("127.0.0.1:3593", "http://"),
+        ("ftp://x", "http://"),
+        ("", "http://"),
+    ] {
+        let err = Client::builder(endpoint).build().expect_err(endpoint);
+        assert!(
+            matches!(&err, Error::Config(m) if m.contains(hint)),
+            "{endpoint}: {err}"
+        );
+    }
+    let err = Client::builder("http://127.0.0.1:1")
+        .header("bad header", "x")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("bad header"), "{err}");
+    let err = Client::builder("http://127.0.0.1:1")
+        .timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)));
+    let err = Client::builder("http://127.0.0.1:1")
+        .max_resources_per_request(0)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)));
+}

@@ -1,0 +1,488 @@
+//! The client against the real PDP: round trips, chunking, transports,
+//! JWTs, timeouts, restarts and concurrency.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cerbos_testkit::Pdp;
+use cerbos_tower::{
+    AuxData, CheckResources, Client, Effect, Error, HealthStatus, Operand, PlanFilter,
+    PlanResources, Principal, Resource, RetryPolicy,
+};
+use common::{client, policy_dir, shared_pdp};
+use serde_json::json;
+
+fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().expect("an object").clone()
+}
+
+#[tokio::test]
+async fn check_round_trip_with_every_json_type() {
+    let principal = Principal::new("p1", ["user"]).with_json_attrs(obj(json!({
+        "s": "p", "n": 7, "b": false, "tags": ["x", "y"]
+    })));
+    let resource = Resource::new("typed", "t1").with_json_attrs(obj(json!({
+        "s": "héllo \"quoted\"", "n": 1.5, "i": -42, "b": true, "z": null,
+        "l": [1, "a", {"k": [true]}], "o": {"k": {"deep": "v"}}
+    })));
+    let actions = ["string", "number", "bool", "null", "list", "object"];
+    let response = client()
+        .check_resources(CheckResources::new(principal).resource(resource, actions))
+        .await
+        .expect("check succeeds");
+    let result = &response.results()[0];
+    assert_eq!((result.kind(), result.id()), ("typed", "t1"));
+    for action in actions {
+        assert_eq!(
+            result.effect(action),
+            Some(Effect::Allow),
+            "action {action}"
+        );
+    }
+    assert!(!response.cerbos_call_id().is_empty());
+
+    // The same request with one attribute of each type changed is denied.
+    let principal = Principal::new("p1", ["user"]).with_json_attrs(obj(json!({
+        "s": "q", "n": 7, "b": false, "tags": ["y"]
+    })));
+    let resource = Resource::new("typed", "t1").with_json_attrs(obj(json!({
+        "s": "hello", "n": 1.5, "i": -42, "b": "true", "z": 0,
+        "l": [1, "b", 3], "o": {"k": {"deep": "w"}}
+    })));
+    let response = client()
+        .check_resources(CheckResources::new(principal).resource(resource, actions))
+        .await
+        .expect("check succeeds");
+    let result = &response.results()[0];
+    for action in ["string", "bool", "null", "list", "object"] {
+        assert!(!result.is_allowed(action), "action {action} must be denied");
+    }
+    assert!(result.is_allowed("number"));
+}
+
+#[tokio::test]
+async fn check_results_come_back_per_resource_with_meta() {
+    let alicia = Principal::new("alicia", ["user"]);
+    let request = CheckResources::new(alicia)
+        .resource(
+            Resource::new("album:object", "X1")
+                .with_attr("owner", "bob")
+                .with_attr("public", true),
+            ["view", "edit"],
+        )
+        .resource(
+            Resource::new("album:object", "X3")
+                .with_attr("owner", "alicia")
+                .with_attr("public", false),
+            ["view", "edit"],
+        )
+        .include_meta(true)
+        .request_id("my-request-1");
+    let response = client()
+        .check_resources(request)
+        .await
+        .expect("check succeeds");
+    assert_eq!(response.request_id(), "my-request-1");
+    let [x1, x3] = response.results() else {
+        panic!("two results")
+    };
+    assert_eq!(x1.id(), "X1");
+    assert!(x1.is_allowed("view") && !x1.is_allowed("edit"));
+    assert_eq!(x1.effect("edit"), Some(Effect::Deny));
+    assert!(x3.is_allowed("view") && x3.is_allowed("edit"));
+    assert!(
+        !x3.is_allowed("delete"),
+        "an action never asked about is not allowed"
+    );
+    let meta = x1.meta().expect("meta was asked for");
+    let matched = &meta.actions["view"].matched_policy;
+    assert!(matched.contains("album"), "matched policy: {matched}");
+}
+
+#[tokio::test]
+async fn plan_round_trip() {
+    let ann = Principal::new("ann", ["user"]);
+    let plan = client()
+        .plan_resources(
+            PlanResources::new(ann.clone(), "document")
+                .action("read")
+                .include_meta(true),
+        )
+        .await
+        .expect("plan succeeds");
+    let PlanFilter::Conditional(condition) = &plan.filter else {
+        panic!("a conditional plan, got {:?}", plan.filter)
+    };
+    let mut variables = Vec::new();
+    collect_variables(condition, &mut variables);
+    assert!(
+        variables.contains(&"request.resource.attr.owner".to_owned()),
+        "{variables:?}"
+    );
+    assert!(
+        variables.contains(&"request.resource.attr.public".to_owned()),
+        "{variables:?}"
+    );
+    assert!(plan.filter_debug.as_deref().is_some_and(|d| !d.is_empty()));
+    assert_eq!(plan.kind, "document");
+
+    // Two actions: only own drafts are both readable and editable.
+    let plan = client()
+        .plan_resources(PlanResources::new(ann.clone(), "document").actions_from(["read", "edit"]))
+        .await
+        .expect("plan succeeds");
+    assert_eq!(plan.actions, ["read", "edit"]);
+    let PlanFilter::Conditional(condition) = &plan.filter else {
+        panic!("conditional")
+    };
+    let mut variables = Vec::new();
+    collect_variables(condition, &mut variables);
+    assert!(variables.contains(&"request.resource.attr.status".to_owned()));
+
+    // A known attribute is folded into the plan.
+    let plan = client()
+        .plan_resources(
+            PlanResources::new(ann.clone(), "document")
+                .action("read")
+                .with_attr("owner", "ann"),
+        )
+        .await
+        .expect("plan succeeds");
+    assert_eq!(plan.filter, PlanFilter::AlwaysAllowed);
+
+    let admin = Principal::new("root", ["admin"]);
+    let plan = client()
+        .plan_resources(PlanResources::new(admin, "document").action("read"))
+        .await
+        .expect("plan succeeds");
+    assert_eq!(plan.filter, PlanFilter::AlwaysAllowed);
+
+    let nobody = Principal::new("guest", ["guest"]);
+    let plan = client()
+        .plan_resources(PlanResources::new(nobody, "document").action("read"))
+        .await
+        .expect("plan succeeds");
+    assert_eq!(plan.filter, PlanFilter::AlwaysDenied);
+}
+
+fn collect_variables(op: &Operand, out: &mut Vec<String>) {
+    match op {
+        Operand::Variable(v) => out.push(v.clone()),
+        Operand::Value(_) => {}
+        Operand::Expression(e) => e.operands.iter().for_each(|o| collect_variables(o, out)),
+    }
+}
+
+#[tokio::test]
+async fn chunks_120_resources_in_order() {
+    let mut request = CheckResources::new(Principal::new("u", ["user"]));
+    for n in 0..120 {
+        request.push(
+            Resource::new("bulk", format!("b{n}")).with_attr("n", n),
+            ["view"],
+        );
+    }
+    let response = client()
+        .check_resources(request)
+        .await
+        .expect("check succeeds");
+    assert_eq!(response.results().len(), 120);
+    assert_eq!(response.cerbos_call_ids().len(), 3, "50 + 50 + 20");
+    for (n, result) in response.results().iter().enumerate() {
+        assert_eq!(result.id(), format!("b{n}"));
+        assert_eq!(result.is_allowed("view"), n % 3 == 0, "resource b{n}");
+    }
+}
+
+#[tokio::test]
+async fn chunks_70_actions_on_one_resource() {
+    let actions: Vec<String> = (0..70)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("even:{i}")
+            } else {
+                format!("odd:{i}")
+            }
+        })
+        .collect();
+    let request = CheckResources::new(Principal::new("u", ["user"]))
+        .resource(Resource::new("bulk", "first").with_attr("n", 3), ["view"])
+        .resource(
+            Resource::new("bulk", "many").with_attr("n", 1),
+            actions.clone(),
+        )
+        .resource(Resource::new("bulk", "last").with_attr("n", 6), ["view"]);
+    let response = client()
+        .check_resources(request)
+        .await
+        .expect("check succeeds");
+    let ids: Vec<_> = response.results().iter().map(|r| r.id()).collect();
+    assert_eq!(ids, ["first", "many", "last"]);
+    let many = &response.results()[1];
+    assert_eq!(many.actions().count(), 70);
+    for action in &actions {
+        assert_eq!(
+            many.is_allowed(action),
+            action.starts_with("even:"),
+            "{action}"
+        );
+    }
+    assert!(response.results()[0].is_allowed("view"));
+    assert!(response.results()[2].is_allowed("view"));
+}
+
+#[tokio::test]
+async fn a_request_over_the_server_limit_is_an_invalid_argument() {
+    // The client is told the server allows 100 resources; the PDP says no.
+    let client = Client::builder(shared_pdp().grpc_endpoint())
+        .max_resources_per_request(100)
+        .build()
+        .expect("client builds");
+    let mut request = CheckResources::new(Principal::new("u", ["user"]));
+    for n in 0..51 {
+        request.push(
+            Resource::new("bulk", format!("b{n}")).with_attr("n", n),
+            ["view"],
+        );
+    }
+    let err = client
+        .check_resources(request)
+        .await
+        .expect_err("over the limit");
+    let Error::InvalidArgument { message } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("exceeds"), "{message}");
+}
+
+#[tokio::test]
+async fn server_info_and_health() {
+    let client = client();
+    assert_eq!(
+        client.server_info().await.expect("server info").version,
+        cerbos_testkit::CERBOS_VERSION
+    );
+    assert_eq!(
+        client.health().await.expect("health"),
+        HealthStatus::Serving
+    );
+}
+
+#[tokio::test]
+async fn unix_socket_client() {
+    let pdp = Pdp::builder(policy_dir())
+        .grpc_on_unix_socket(true)
+        .start()
+        .expect("PDP starts");
+    let endpoint = pdp.grpc_endpoint();
+    assert!(endpoint.starts_with("unix:"), "{endpoint}");
+    let client = Client::builder(endpoint)
+        .connect()
+        .await
+        .expect("connects over the socket");
+    let response = client
+        .check_resources(
+            CheckResources::new(Principal::new("alicia", ["user"])).resource(
+                Resource::new("album:object", "X3").with_attr("owner", "alicia"),
+                ["edit"],
+            ),
+        )
+        .await
+        .expect("check succeeds");
+    assert!(response.results()[0].is_allowed("edit"));
+}
+
+#[tokio::test]
+async fn jwt_in_aux_data_is_verified_and_read_by_policies() {
+    let dir = std::env::temp_dir().join(format!("cerbos-jwt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = b"an HMAC key for the integration tests, 256 bits+";
+    let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64url(secret)}]});
+    let jwks_path = dir.join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+    let pdp = Pdp::builder(policy_dir())
+        .config_yaml(format!(
+            "auxData:\n  jwt:\n    keySets:\n      - id: local\n        local:\n          file: {}\n",
+            jwks_path.display()
+        ))
+        .start()
+        .expect("PDP starts with a key set");
+    let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
+    let check = |token: String| {
+        let client = client.clone();
+        async move {
+            client
+                .check_resources(
+                    CheckResources::new(Principal::new("u", ["user"]))
+                        .resource(Resource::new("expense", "e1"), ["approve"])
+                        .aux_data(AuxData::jwt(token).with_key_set_id("local")),
+                )
+                .await
+        }
+    };
+    let finance = sign_hs256(
+        secret,
+        &json!({"sub": "u", "department": "Finance", "exp": 4102444800u64}),
+    );
+    assert!(check(finance).await.expect("check succeeds").results()[0].is_allowed("approve"));
+    let sales = sign_hs256(
+        secret,
+        &json!({"sub": "u", "department": "Sales", "exp": 4102444800u64}),
+    );
+    assert!(!check(sales).await.expect("check succeeds").results()[0].is_allowed("approve"));
+    let forged = sign_hs256(
+        b"some other key entirely, also 256 bits long!!",
+        &json!({"department": "Finance", "exp": 4102444800u64}),
+    );
+    let err = check(forged)
+        .await
+        .expect_err("a forged JWT fails the request");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
+    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "k1"});
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url(tag.as_ref()))
+}
+
+#[tokio::test]
+async fn timeout_fires_against_a_listener_that_never_answers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accept connections and hold them open without ever answering.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = Client::builder(format!("http://{addr}"))
+        .timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client
+        .check_resources(
+            CheckResources::new(Principal::new("u", ["user"]))
+                .resource(Resource::new("bulk", "1"), ["view"]),
+        )
+        .await
+        .expect_err("no answer");
+    let elapsed = started.elapsed();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "fired early: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(3), "fired late: {elapsed:?}");
+    holder.abort();
+}
+
+#[tokio::test]
+async fn eager_connect_to_a_closed_port_is_unavailable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Client::builder(format!("http://127.0.0.1:{port}"))
+        .connect()
+        .await
+        .expect_err("nothing listens");
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+#[tokio::test]
+async fn keeps_working_across_a_pdp_restart() {
+    let mut pdp = Pdp::start(policy_dir()).expect("PDP starts");
+    let client = Client::builder(pdp.grpc_endpoint())
+        .timeout(Duration::from_secs(2))
+        .retry(RetryPolicy {
+            max_retries: 3,
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let request = || {
+        CheckResources::new(Principal::new("alicia", ["user"])).resource(
+            Resource::new("album:object", "X3").with_attr("owner", "alicia"),
+            ["edit"],
+        )
+    };
+    assert!(client.check_resources(request()).await.unwrap().results()[0].is_allowed("edit"));
+    pdp.stop().unwrap();
+    let err = client
+        .check_resources(request())
+        .await
+        .expect_err("the PDP is down");
+    assert!(err.is_unavailable(), "{err:?}");
+    pdp.restart().expect("PDP restarts on the same port");
+    let response = client
+        .check_resources(request())
+        .await
+        .expect("the same client works again");
+    assert!(response.results()[0].is_allowed("edit"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_thousand_concurrent_checks_from_one_cloned_client() {
+    let client = client();
+    let tasks: Vec<_> = (0..1000)
+        .map(|n| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let owner = if n % 2 == 0 { "alicia" } else { "bob" };
+                let public = n % 3 == 0;
+                let response = client
+                    .check_resources(
+                        CheckResources::new(Principal::new("alicia", ["user"])).resource(
+                            Resource::new("album:object", format!("A{n}"))
+                                .with_attr("owner", owner)
+                                .with_attr("public", public),
+                            ["view", "edit"],
+                        ),
+                    )
+                    .await
+                    .expect("check succeeds");
+                let result = &response.results()[0];
+                assert_eq!(result.id(), format!("A{n}"));
+                assert_eq!(
+                    result.is_allowed("view"),
+                    owner == "alicia" || public,
+                    "A{n} view"
+                );
+                assert_eq!(result.is_allowed("edit"), owner == "alicia", "A{n} edit");
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task did not panic");
+    }
+}
