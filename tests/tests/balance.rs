@@ -3,23 +3,29 @@
 mod common;
 
 use cerbos_testkit::Pdp;
-use cerbos_tower::{CheckResources, Client, Principal, Resource};
+use cerbos_tower::Client;
 use common::policy_dir;
 
 #[tokio::test]
 async fn calls_are_balanced_across_replicas_and_survive_losing_one() {
-    let first = Pdp::builder(policy_dir()).log_level("info").start().expect("PDP 1");
-    let mut second = Pdp::builder(policy_dir()).log_level("info").start().expect("PDP 2");
+    let first = Pdp::builder(policy_dir())
+        .log_level("info")
+        .start()
+        .expect("PDP 1");
+    let mut second = Pdp::builder(policy_dir())
+        .log_level("info")
+        .start()
+        .expect("PDP 2");
     let client = Client::builder(first.grpc_endpoint())
         .endpoint(second.grpc_endpoint())
         .build()
         .unwrap();
-    let request = || {
-        CheckResources::new(Principal::new("alicia", ["user"]))
-            .resource(Resource::new("album:object", "X3").with_attr("owner", "alicia"), ["edit"])
-    };
+    let request = common::alicia_edits_own_album;
     for _ in 0..200 {
-        let response = client.check_resources(request()).await.expect("check succeeds");
+        let response = client
+            .check_resources(request())
+            .await
+            .expect("check succeeds");
         assert!(response.results()[0].is_allowed("edit"));
     }
     let served = |pdp: &Pdp| pdp.logs().matches("CheckResources").count();
@@ -28,7 +34,10 @@ async fn calls_are_balanced_across_replicas_and_survive_losing_one() {
 
     second.stop().unwrap();
     for _ in 0..50 {
-        let response = client.check_resources(request()).await.expect("the remaining replica answers");
+        let response = client
+            .check_resources(request())
+            .await
+            .expect("the remaining replica answers");
         assert!(response.results()[0].is_allowed("edit"));
     }
 }

@@ -430,12 +430,7 @@ async fn keeps_working_across_a_pdp_restart() {
         })
         .build()
         .unwrap();
-    let request = || {
-        CheckResources::new(Principal::new("alicia", ["user"])).resource(
-            Resource::new("album:object", "X3").with_attr("owner", "alicia"),
-            ["edit"],
-        )
-    };
+    let request = common::alicia_edits_own_album;
     assert!(client.check_resources(request()).await.unwrap().results()[0].is_allowed("edit"));
     pdp.stop().unwrap();
     let err = client

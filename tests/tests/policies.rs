@@ -5,5 +5,7 @@ mod common;
 
 #[test]
 fn shipped_policies_compile_and_their_tests_pass() {
-    cerbos_testkit::compile(common::policy_dir()).expect("cerbos compile runs").assert_ok();
+    cerbos_testkit::compile(common::policy_dir())
+        .expect("cerbos compile runs")
+        .assert_ok();
 }

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 
 use cerbos_testkit::Pdp;
-use cerbos_tower::{CheckResources, Client, Principal, Resource, TlsConfig};
+use cerbos_tower::{Client, TlsConfig};
 use common::policy_dir;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
@@ -47,10 +47,7 @@ fn write(dir: &Path, name: &str, contents: &str) -> std::path::PathBuf {
     path
 }
 
-fn request() -> CheckResources {
-    CheckResources::new(Principal::new("alicia", ["user"]))
-        .resource(Resource::new("album:object", "X3").with_attr("owner", "alicia"), ["edit"])
-}
+use common::alicia_edits_own_album as request;
 
 #[tokio::test]
 async fn tls_with_a_custom_ca_and_server_name_and_mtls() {
@@ -77,24 +74,41 @@ async fn tls_with_a_custom_ca_and_server_name_and_mtls() {
         )
         .build()
         .unwrap();
-    let response = mtls.check_resources(request()).await.expect("mTLS check succeeds");
+    let response = mtls
+        .check_resources(request())
+        .await
+        .expect("mTLS check succeeds");
     assert!(response.results()[0].is_allowed("edit"));
 
     // The server name must match the certificate: 127.0.0.1 does not.
     let wrong_name = Client::builder(&endpoint)
-        .tls(TlsConfig::new().ca_certificate(&ours.ca_pem).identity(&ours.client_cert_pem, &ours.client_key_pem))
+        .tls(
+            TlsConfig::new()
+                .ca_certificate(&ours.ca_pem)
+                .identity(&ours.client_cert_pem, &ours.client_key_pem),
+        )
         .build()
         .unwrap();
-    let err = wrong_name.check_resources(request()).await.expect_err("name mismatch");
+    let err = wrong_name
+        .check_resources(request())
+        .await
+        .expect_err("name mismatch");
     assert!(err.is_unavailable(), "{err:?}");
 
     // A server certificate from a CA we do not trust is refused.
     let other = pki_other_ca();
     let untrusting = Client::builder(&endpoint)
-        .tls(TlsConfig::new().ca_certificate(&other).domain_name("cerbos.test"))
+        .tls(
+            TlsConfig::new()
+                .ca_certificate(&other)
+                .domain_name("cerbos.test"),
+        )
         .build()
         .unwrap();
-    let err = untrusting.check_resources(request()).await.expect_err("untrusted server");
+    let err = untrusting
+        .check_resources(request())
+        .await
+        .expect_err("untrusted server");
     assert!(err.is_unavailable(), "{err:?}");
 
     // A client certificate from another CA is refused by the PDP.
@@ -108,7 +122,10 @@ async fn tls_with_a_custom_ca_and_server_name_and_mtls() {
         )
         .build()
         .unwrap();
-    let err = forged.check_resources(request()).await.expect_err("unknown client CA");
+    let err = forged
+        .check_resources(request())
+        .await
+        .expect_err("unknown client CA");
     assert!(err.is_unavailable(), "{err:?}");
     let _ = std::fs::remove_dir_all(dir);
 }

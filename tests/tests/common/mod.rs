@@ -24,3 +24,11 @@ pub fn client() -> Client {
         .build()
         .expect("client builds")
 }
+
+/// alicia asks to edit her own album: allowed by `policies/album.yaml`.
+pub fn alicia_edits_own_album() -> cerbos_tower::CheckResources {
+    cerbos_tower::CheckResources::new(cerbos_tower::Principal::new("alicia", ["user"])).resource(
+        cerbos_tower::Resource::new("album:object", "X3").with_attr("owner", "alicia"),
+        ["edit"],
+    )
+}
