@@ -242,3 +242,44 @@ fn operand_from_wire(op: plan_resources_filter::expression::Operand) -> Result<O
         None => Err(Error::MalformedResponse("a plan operand is empty".into())),
     }
 }
+
+/// Renders the condition in prefix form:
+/// `or(eq(request.resource.attr.owner, "alicia"), eq(request.resource.attr.public, true))`.
+impl std::fmt::Display for Operand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Operand::Value(v) => write!(f, "{v}"),
+            Operand::Variable(name) => f.write_str(name),
+            Operand::Expression(e) => {
+                write!(f, "{}(", e.operator)?;
+                for (i, operand) in e.operands.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{operand}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_display_in_prefix_form() {
+        let op = Operand::Expression(Expression {
+            operator: "eq".into(),
+            operands: vec![
+                Operand::Variable("request.resource.attr.owner".into()),
+                Operand::Value(serde_json::json!("alicia")),
+            ],
+        });
+        assert_eq!(
+            op.to_string(),
+            r#"eq(request.resource.attr.owner, "alicia")"#
+        );
+    }
+}

@@ -69,7 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     match plan.filter {
         PlanFilter::Conditional(condition) => {
-            println!("\nalicia may read the documents where: {condition:?}")
+            println!("\nalicia may read the documents where: {condition}")
         }
         other => println!("\nalicia's plan for reading documents: {other:?}"),
     }
