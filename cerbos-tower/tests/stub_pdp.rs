@@ -38,6 +38,7 @@ struct Stub {
     plan: Arc<PlanFn>,
     delay: Duration,
     calls: Arc<AtomicUsize>,
+    last_metadata: Arc<std::sync::Mutex<Option<tonic::metadata::MetadataMap>>>,
 }
 
 #[tonic::async_trait]
@@ -47,6 +48,7 @@ impl CerbosService for Stub {
         request: Request<req::CheckResourcesRequest>,
     ) -> Result<Response<resp::CheckResourcesResponse>, Status> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_metadata.lock().unwrap() = Some(request.metadata().clone());
         tokio::time::sleep(self.delay).await;
         (self.check)(request.into_inner()).map(Response::new)
     }
@@ -101,6 +103,8 @@ fn result_for(entry: req::check_resources_request::ResourceEntry, effect: i32) -
 struct Running {
     client: Client,
     calls: Arc<AtomicUsize>,
+    addr: std::net::SocketAddr,
+    last_metadata: Arc<std::sync::Mutex<Option<tonic::metadata::MetadataMap>>>,
 }
 
 async fn serve(
@@ -112,7 +116,9 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
+    let last_metadata = Arc::new(std::sync::Mutex::new(None));
     let stub = Stub {
+        last_metadata: last_metadata.clone(),
         check,
         plan,
         delay,
@@ -128,7 +134,12 @@ async fn serve(
         .retry(retry)
         .build()
         .unwrap();
-    Running { client, calls }
+    Running {
+        client,
+        calls,
+        addr,
+        last_metadata,
+    }
 }
 
 async fn with_check(
@@ -552,4 +563,43 @@ async fn bad_configuration_is_an_error_at_construction() {
         .build()
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)));
+}
+
+#[tokio::test]
+async fn custom_headers_user_agent_and_request_ids_reach_the_pdp() {
+    let pdp = with_check(echo(1)).await;
+    let client = Client::builder(format!("http://{}", pdp.addr))
+        .header("x-tenant", "acme")
+        .user_agent("contacts-app/1.0")
+        .build()
+        .unwrap();
+    let response = client
+        .check_resources(one_check().request_id("req-7"))
+        .await
+        .expect("an answer");
+    assert_eq!(response.request_id(), "req-7");
+    let metadata = pdp
+        .last_metadata
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a call arrived");
+    assert_eq!(metadata.get("x-tenant").unwrap(), "acme");
+    let ua = metadata
+        .get("user-agent")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(ua.starts_with("contacts-app/1.0"), "{ua}");
+    assert!(
+        metadata.get("grpc-timeout").is_some(),
+        "the deadline is sent to the PDP"
+    );
+
+    // Without a request id, each call gets a fresh one.
+    let a = client.check_resources(one_check()).await.unwrap();
+    let b = client.check_resources(one_check()).await.unwrap();
+    assert!(!a.request_id().is_empty());
+    assert_ne!(a.request_id(), b.request_id());
 }
