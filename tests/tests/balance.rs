@@ -21,16 +21,25 @@ async fn calls_are_balanced_across_replicas_and_survive_losing_one() {
         .build()
         .unwrap();
     let request = common::alicia_edits_own_album;
-    for _ in 0..200 {
-        let response = client
-            .check_resources(request())
-            .await
-            .expect("check succeeds");
-        assert!(response.results()[0].is_allowed("edit"));
-    }
+    // Power-of-two-choices balancing spreads calls over ready replicas;
+    // bounded: at most 1,000 calls to see both serve.
     let served = |pdp: &Pdp| pdp.logs().matches("CheckResources").count();
+    let mut calls = 0;
+    while calls < 1000 && (served(&first) == 0 || served(&second) == 0) {
+        for _ in 0..50 {
+            let response = client
+                .check_resources(request())
+                .await
+                .expect("check succeeds");
+            assert!(response.results()[0].is_allowed("edit"));
+        }
+        calls += 50;
+    }
     let (a, b) = (served(&first), served(&second));
-    assert!(a > 0 && b > 0, "both replicas served calls: {a} and {b}");
+    assert!(
+        a > 0 && b > 0,
+        "both replicas served calls: {a} and {b} after {calls} calls"
+    );
 
     second.stop().unwrap();
     for _ in 0..50 {
