@@ -20,19 +20,12 @@ async fn calls_are_balanced_across_replicas_and_survive_losing_one() {
         .endpoint(second.grpc_endpoint())
         .build()
         .unwrap();
-    let request = common::alicia_edits_own_album;
     // Power-of-two-choices balancing spreads calls over ready replicas;
     // bounded: at most 1,000 calls to see both serve.
     let served = |pdp: &Pdp| pdp.logs().matches("CheckResources").count();
     let mut calls = 0;
     while calls < 1000 && (served(&first) == 0 || served(&second) == 0) {
-        for _ in 0..50 {
-            let response = client
-                .check_resources(request())
-                .await
-                .expect("check succeeds");
-            assert!(response.results()[0].is_allowed("edit"));
-        }
+        fifty_allowed_checks(&client, "check succeeds").await;
         calls += 50;
     }
     let (a, b) = (served(&first), served(&second));
@@ -42,11 +35,16 @@ async fn calls_are_balanced_across_replicas_and_survive_losing_one() {
     );
 
     second.stop().unwrap();
+    fifty_allowed_checks(&client, "the remaining replica answers").await;
+}
+
+/// Fifty checks that must each succeed and allow.
+async fn fifty_allowed_checks(client: &Client, what: &str) {
     for _ in 0..50 {
         let response = client
-            .check_resources(request())
+            .check_resources(common::alicia_edits_own_album())
             .await
-            .expect("the remaining replica answers");
+            .expect(what);
         assert!(response.results()[0].is_allowed("edit"));
     }
 }

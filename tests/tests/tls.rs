@@ -81,57 +81,33 @@ async fn tls_with_a_custom_ca_and_server_name_and_mtls() {
     assert!(response.results()[0].is_allowed("edit"));
 
     // The server name must match the certificate: 127.0.0.1 does not.
-    let wrong_name = Client::builder(&endpoint)
-        .tls(
-            TlsConfig::new()
-                .ca_certificate(&ours.ca_pem)
-                .identity(&ours.client_cert_pem, &ours.client_key_pem),
-        )
-        .build()
-        .unwrap();
-    let err = wrong_name
-        .check_resources(request())
-        .await
-        .expect_err("name mismatch");
-    assert!(err.is_unavailable(), "{err:?}");
+    let wrong_name = TlsConfig::new()
+        .ca_certificate(&ours.ca_pem)
+        .identity(&ours.client_cert_pem, &ours.client_key_pem);
+    assert_refused(&endpoint, wrong_name, "name mismatch").await;
 
     // A server certificate from a CA we do not trust is refused.
-    let other = pki_other_ca();
-    let untrusting = Client::builder(&endpoint)
-        .tls(
-            TlsConfig::new()
-                .ca_certificate(&other)
-                .domain_name("cerbos.test"),
-        )
-        .build()
-        .unwrap();
-    let err = untrusting
-        .check_resources(request())
-        .await
-        .expect_err("untrusted server");
-    assert!(err.is_unavailable(), "{err:?}");
+    let untrusting = TlsConfig::new()
+        .ca_certificate(pki().ca_pem)
+        .domain_name("cerbos.test");
+    assert_refused(&endpoint, untrusting, "untrusted server").await;
 
     // A client certificate from another CA is refused by the PDP.
     let stranger = pki();
-    let forged = Client::builder(&endpoint)
-        .tls(
-            TlsConfig::new()
-                .ca_certificate(&ours.ca_pem)
-                .domain_name("cerbos.test")
-                .identity(&stranger.client_cert_pem, &stranger.client_key_pem),
-        )
-        .build()
-        .unwrap();
-    let err = forged
-        .check_resources(request())
-        .await
-        .expect_err("unknown client CA");
-    assert!(err.is_unavailable(), "{err:?}");
+    let forged = TlsConfig::new()
+        .ca_certificate(&ours.ca_pem)
+        .domain_name("cerbos.test")
+        .identity(&stranger.client_cert_pem, &stranger.client_key_pem);
+    assert_refused(&endpoint, forged, "unknown client CA").await;
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn pki_other_ca() -> String {
-    pki().ca_pem
+/// A client with `tls` settings cannot talk to the PDP at `endpoint`: the
+/// handshake fails and the call reports the PDP unavailable.
+async fn assert_refused(endpoint: &str, tls: TlsConfig, why: &str) {
+    let client = Client::builder(endpoint).tls(tls).build().unwrap();
+    let err = client.check_resources(request()).await.expect_err(why);
+    assert!(err.is_unavailable(), "{why}: {err:?}");
 }
 
 #[test]
