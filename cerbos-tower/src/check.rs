@@ -141,6 +141,17 @@ impl CheckResources {
         &self.entries
     }
 
+    #[cfg(test)]
+    pub(crate) fn request_id_for_tests(&self) -> String {
+        self.request_id.clone().unwrap_or_default()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn aux_data_for_tests(&self) -> Option<(String, String)> {
+        let jwt = self.aux_data.as_ref()?.as_proto().jwt.clone()?;
+        Some((jwt.token, jwt.key_set_id))
+    }
+
     pub(crate) fn take_request_id(&mut self) -> Option<String> {
         self.request_id.take()
     }
@@ -349,6 +360,23 @@ pub struct CheckResourcesResponse {
 }
 
 impl CheckResourcesResponse {
+    /// A response from its wire form, as is (no check against a request).
+    ///
+    /// For [`Pdp`](crate::layer::Pdp) implementations other than the
+    /// client, such as stubs in tests: the layer checks the answer against
+    /// what it asked.
+    pub fn from_proto(answer: response::CheckResourcesResponse) -> Self {
+        CheckResourcesResponse {
+            request_id: answer.request_id,
+            results: answer
+                .results
+                .into_iter()
+                .map(|inner| ResourceResult { inner })
+                .collect(),
+            cerbos_call_ids: vec![answer.cerbos_call_id],
+        }
+    }
+
     /// The results, in request order.
     pub fn results(&self) -> &[ResourceResult] {
         &self.results

@@ -549,7 +549,7 @@ impl Client {
 
 /// A request id unique to this process run: a random per-process prefix
 /// and a counter.
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {

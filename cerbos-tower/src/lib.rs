@@ -4,6 +4,7 @@
 mod check;
 mod client;
 mod error;
+pub mod layer;
 pub mod model;
 mod plan;
 

@@ -1,0 +1,136 @@
+//! A tower [`Layer`](tower::Layer) that authorizes every request with the
+//! Cerbos PDP before the inner service sees it.
+//!
+//! For each request, [`CerbosService`]:
+//!
+//! 1. resolves the **principal** with a [`PrincipalResolver`] (by default
+//!    the [`Principal`](crate::Principal) your authentication layer put into
+//!    the request extensions; no principal → 401);
+//! 2. resolves the **resource** with a [`ResourceResolver`] (the id from the
+//!    path, attributes from your database, …; not found → 404);
+//! 3. asks the PDP about **every action of the route in one
+//!    `CheckResources` call**: the required actions and the extra actions
+//!    wanted for the [`PermissionMap`];
+//! 4. calls the inner service **only if every required action is an
+//!    explicit `EFFECT_ALLOW`**, with the [`Decision`], the
+//!    [`PermissionMap`], the `Principal` and the `Resource` in the request
+//!    extensions.
+//!
+//! Everything else is rejected, fail-closed: a denial (403), a PDP that is
+//! down, slow or answers nonsense (403, or 503 with
+//! [`CerbosBuilder::unreachable_status`]), a resolver that fails (500). A
+//! rejection is an `Ok` response (no `HandleErrorLayer` needed) with a
+//! short, neutral body; gRPC requests get the matching `grpc-status`.
+//! [`CerbosBuilder::on_rejection`] replaces the responses.
+//!
+//! # With axum
+//!
+//! Attach the layer with `route_layer`, so that unmatched paths stay 404
+//! instead of being checked; inside `Router::nest`, the path templates are
+//! relative to the nested router, like its routes.
+//!
+//! ```no_run
+//! use axum::{Extension, Router, routing::get};
+//! use cerbos_tower::{
+//!     Client, Principal,
+//!     layer::{Actions, Cerbos, PermissionMap, ResourceFromPath},
+//! };
+//!
+//! async fn show_contact(Extension(permissions): Extension<PermissionMap>) -> String {
+//!     // `read` is allowed, or we would not be here; the buttons depend on
+//!     // the extra actions.
+//!     format!("edit button: {}", permissions.is_allowed("update"))
+//! }
+//!
+//! # async fn run() -> Result<(), cerbos_tower::Error> {
+//! let client = Client::builder("http://127.0.0.1:3593").build()?;
+//! // The principal comes from the request extensions, where the
+//! // authentication layer (added after, so it runs before) puts it.
+//! let cerbos = Cerbos::builder(client).build()?;
+//!
+//! let contact = cerbos.layer(
+//!     ResourceFromPath::new("contact", "/contacts/{id}")?,
+//!     Actions::require(["read"]).with_permissions(["update", "delete"]),
+//! )?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/contacts/{id}", get(show_contact))
+//!     .route_layer(contact)
+//!     .layer(axum::middleware::from_fn(
+//!         |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+//!             // Your authentication goes here.
+//!             request.extensions_mut().insert(Principal::new("2", ["user"]));
+//!             next.run(request).await
+//!         },
+//!     ));
+//! # let _ = app; Ok(()) }
+//! ```
+//!
+//! # With a tonic server
+//!
+//! The same layer protects gRPC services; a resolver reads what it needs
+//! from the request metadata (HTTP headers), and rejections are gRPC
+//! statuses (`PERMISSION_DENIED`, `UNAUTHENTICATED`, …).
+//!
+//! ```no_run
+//! use cerbos_tower::{
+//!     Client, Principal, Resource,
+//!     layer::{Cerbos, ResolveError},
+//!     proto::grpc::health::v1::health_server::{Health, HealthServer},
+//! };
+//! use http::request::Parts;
+//!
+//! # async fn run(my_service: impl Health) -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder("http://127.0.0.1:3593").build()?;
+//! let cerbos = Cerbos::builder(client)
+//!     .principal(|parts: &Parts| {
+//!         let user = parts.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
+//!         async move {
+//!             let user = user.ok_or_else(|| ResolveError::unauthenticated("no x-user"))?;
+//!             Ok(Principal::new(user, ["user"]))
+//!         }
+//!     })
+//!     .build()?;
+//! let health = cerbos.layer(
+//!     |_: &Parts| std::future::ready(Ok(Resource::new("service", "health"))),
+//!     ["check"],
+//! )?;
+//!
+//! tonic::transport::Server::builder()
+//!     .layer(health)
+//!     .add_service(HealthServer::new(my_service))
+//!     .serve("127.0.0.1:50051".parse()?)
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Bypass for local development
+//!
+//! [`CerbosBuilder::allow_bypass`] lets requests through without a PDP,
+//! as [`Reason::Bypassed`], only when `CERBOS_ALLOW_BYPASS=1`, never in
+//! production (`build` fails), and with a warning for every request.
+
+mod body;
+mod config;
+mod decision;
+mod future;
+mod pdp;
+mod rejection;
+mod resolve;
+mod service;
+
+pub use body::ResponseBody;
+pub(crate) use config::ActionSpec;
+pub use config::{ALLOW_BYPASS_ENV, Actions, Cerbos, CerbosBuilder, CerbosLayer};
+pub use decision::{Decision, PermissionMap, Reason};
+pub use future::ResponseFuture;
+pub use pdp::{BoxCheckFuture, Pdp};
+pub use rejection::{OnRejection, Rejection, RejectionKind};
+pub use resolve::{
+    BearerJwt, NoLoader, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
+    ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath, ResourceResolver,
+};
+pub use service::CerbosService;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! Rejections: what a request that may not proceed gets instead.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header, request::Parts};
+
+use super::{Decision, ResolveError};
+
+/// Why a request was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RejectionKind {
+    /// The principal could not be resolved (default 401).
+    Unauthenticated,
+    /// A resolver found the request malformed (default 400).
+    BadRequest,
+    /// The resource does not exist (default 404).
+    NotFound,
+    /// A resolver failed (default 500).
+    ResolverFailed,
+    /// The PDP did not allow every required action (default 403).
+    Denied,
+    /// The PDP gave no usable answer (default 403, or the configured
+    /// [`unreachable_status`](super::CerbosBuilder::unreachable_status)).
+    Unreachable,
+}
+
+/// A request the layer did not let through.
+///
+/// The default response is the [status](Self::status) with its standard
+/// reason phrase as a plain-text body (`Forbidden`), or, for gRPC requests
+/// (`content-type: application/grpc…`), an empty gRPC answer with the
+/// matching `grpc-status` (`PERMISSION_DENIED`, `UNAUTHENTICATED`, …).
+/// Nothing about the policies, the PDP or its errors is ever in it. Replace
+/// it with [`CerbosBuilder::on_rejection`](super::CerbosBuilder::on_rejection).
+pub struct Rejection {
+    pub(crate) kind: RejectionKind,
+    pub(crate) status: StatusCode,
+    pub(crate) decision: Option<Decision>,
+    pub(crate) cause: Option<Cause>,
+}
+
+pub(crate) enum Cause {
+    Resolver(ResolveError),
+    Pdp(String),
+}
+
+impl Rejection {
+    /// Why.
+    pub fn kind(&self) -> RejectionKind {
+        self.kind
+    }
+
+    /// The status of the default response.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The PDP's decision, for [`RejectionKind::Denied`] and
+    /// [`RejectionKind::Unreachable`].
+    pub fn decision(&self) -> Option<&Decision> {
+        self.decision.as_ref()
+    }
+
+    /// The resolver's error, for the resolver rejections.
+    pub fn resolve_error(&self) -> Option<&ResolveError> {
+        match &self.cause {
+            Some(Cause::Resolver(err)) => Some(err),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, for logs: the resolver's error, or why the PDP's
+    /// answer was unusable. Never send it to the client.
+    pub fn cause(&self) -> Option<String> {
+        match &self.cause {
+            Some(Cause::Resolver(err)) => Some(err.to_string()),
+            Some(Cause::Pdp(message)) => Some(message.clone()),
+            None => None,
+        }
+    }
+
+    /// The default response described on [`Rejection`].
+    pub fn default_response(&self, parts: &Parts) -> Response<Bytes> {
+        let reason = self.status.canonical_reason().unwrap_or("Error");
+        let mut response = Response::new(Bytes::new());
+        let is_grpc = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if is_grpc {
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/grpc"),
+            );
+            headers.insert("grpc-status", HeaderValue::from(grpc_code(self.status)));
+            headers.insert("grpc-message", HeaderValue::from_static(reason));
+        } else {
+            *response.status_mut() = self.status;
+            *response.body_mut() = Bytes::from_static(reason.as_bytes());
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+        }
+        response
+    }
+}
+
+/// The gRPC status code for an HTTP status, as in the gRPC HTTP mapping.
+fn grpc_code(status: StatusCode) -> u16 {
+    match status {
+        StatusCode::BAD_REQUEST => 3,
+        StatusCode::NOT_FOUND => 5,
+        StatusCode::FORBIDDEN => 7,
+        StatusCode::UNAUTHORIZED => 16,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => 14,
+        _ => 13,
+    }
+}
+
+impl fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rejection")
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("decision", &self.decision)
+            .field("cause", &self.cause())
+            .finish()
+    }
+}
+
+/// Turns a [`Rejection`] into the response sent to the client.
+///
+/// Implemented by `Fn(Rejection, &Parts) -> Response<Bytes>` closures; set
+/// with [`CerbosBuilder::on_rejection`](super::CerbosBuilder::on_rejection).
+pub trait OnRejection: Send + Sync + 'static {
+    /// The response for `rejection`; `parts` are the rejected request's.
+    fn on_rejection(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes>;
+}
+
+impl<F> OnRejection for F
+where
+    F: Fn(Rejection, &Parts) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn on_rejection(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
+        self(rejection, parts)
+    }
+}
