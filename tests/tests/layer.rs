@@ -1,0 +1,608 @@
+//! The tower layer against the real PDP, with the contact-directory
+//! policies (`policies/contact.yaml`): through an axum router, a tonic gRPC
+//! server and a plain `service_fn`; 10,000 randomized requests compared
+//! with the policy's expected decisions; one PDP call per request; faults.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Extension, Router, body::Body, routing::get};
+use cerbos_proto::grpc::health::v1::{
+    HealthCheckRequest, HealthCheckResponse,
+    health_check_response::ServingStatus,
+    health_client::HealthClient,
+    health_server::{Health, HealthServer},
+};
+use cerbos_testkit::Pdp as TestPdp;
+use cerbos_tower::{
+    CheckResources, Client, Principal, Resource,
+    layer::{
+        Actions, Cerbos, Decision, Pdp, PermissionMap, PrincipalResolver, Reason, ResolveError,
+        ResourceFromPath, ResourceResolver,
+    },
+};
+use http::{Method, Request, Response, StatusCode, request::Parts};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+// ---------------------------------------------------------------------------
+// The contact directory: users, contacts, and what the policy says.
+
+#[derive(Clone, Debug)]
+struct User {
+    id: &'static str,
+    name: &'static str,
+    role: &'static str,
+    department: &'static str,
+}
+
+const USERS: [User; 4] = [
+    User {
+        id: "1",
+        name: "alice",
+        role: "admin",
+        department: "IT",
+    },
+    User {
+        id: "2",
+        name: "john",
+        role: "user",
+        department: "Sales",
+    },
+    User {
+        id: "3",
+        name: "sarah",
+        role: "user",
+        department: "Sales",
+    },
+    User {
+        id: "4",
+        name: "geri",
+        role: "user",
+        department: "Marketing",
+    },
+];
+
+#[derive(Clone, Debug)]
+struct Contact {
+    owner_id: String,
+    is_active: bool,
+    marketing_opt_in: bool,
+}
+
+type Db = Arc<HashMap<String, Contact>>;
+
+/// `n` contacts with ids 1..=n and pseudo-random owners and flags.
+fn contacts(n: u64, seed: u64) -> Db {
+    let mut rng = Rng(seed);
+    Arc::new(
+        (1..=n)
+            .map(|id| {
+                let contact = Contact {
+                    owner_id: (1 + rng.below(4)).to_string(),
+                    is_active: rng.below(2) == 0,
+                    marketing_opt_in: rng.below(2) == 0,
+                };
+                (id.to_string(), contact)
+            })
+            .collect(),
+    )
+}
+
+/// What `policies/contact.yaml` decides, written independently.
+fn expected(user: &User, contact: &Contact, action: &str) -> bool {
+    if user.role == "admin" {
+        return true;
+    }
+    let owner = contact.owner_id == user.id;
+    match action {
+        "create" => user.department == "Sales",
+        "read" => {
+            owner
+                || (contact.is_active
+                    && (user.department == "Sales"
+                        || (user.department == "Marketing" && contact.marketing_opt_in)))
+        }
+        "update" | "delete" => owner,
+        _ => false,
+    }
+}
+
+fn user_by_name(name: &str) -> Option<&'static User> {
+    USERS.iter().find(|u| u.name == name)
+}
+
+/// The principal named by the `x-user` header; unknown or missing: 401.
+fn principal_from_header(parts: &Parts) -> std::future::Ready<Result<Principal, ResolveError>> {
+    let user = parts
+        .headers
+        .get("x-user")
+        .and_then(|v| v.to_str().ok())
+        .and_then(user_by_name);
+    std::future::ready(match user {
+        Some(u) => Ok(Principal::new(u.id, [u.role]).with_attr("department", u.department)),
+        None => Err(ResolveError::unauthenticated("unknown user")),
+    })
+}
+
+/// The contact with the given id, with its row as attributes.
+fn load_contact(db: &Db, resource: Resource) -> Result<Option<Resource>, ResolveError> {
+    Ok(db.get(resource.id()).map(|c| {
+        resource
+            .with_attr("owner_id", c.owner_id.as_str())
+            .with_attr("is_active", c.is_active)
+            .with_attr("marketing_opt_in", c.marketing_opt_in)
+    }))
+}
+
+/// The contact whose id is the path parameter, loaded from `db`.
+fn contact_from_path(db: Db) -> impl ResourceResolver {
+    ResourceFromPath::new("contact", "/contacts/{id}")
+        .unwrap()
+        .load(move |resource: Resource| std::future::ready(load_contact(&db, resource)))
+}
+
+/// The contact named by the `x-contact-id` header (for gRPC, whose paths
+/// carry no id).
+fn contact_from_header(db: Db) -> impl ResourceResolver {
+    move |parts: &Parts| {
+        let id = parts
+            .headers
+            .get("x-contact-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let loaded = load_contact(&db, Resource::new("contact", id))
+            .and_then(|c| c.ok_or_else(|| ResolveError::not_found("no such contact")));
+        std::future::ready(loaded)
+    }
+}
+
+/// A PDP that counts its calls.
+fn counting(client: Client) -> (impl Pdp, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let pdp = move |request: CheckResources| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        client.check(request)
+    };
+    (pdp, calls)
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The three kinds of service.
+
+/// The permission map as the JSON body.
+async fn show(
+    Extension(permissions): Extension<PermissionMap>,
+    Extension(decision): Extension<Decision>,
+) -> String {
+    assert!(decision.is_allowed());
+    serde_json::to_string(&permissions).unwrap()
+}
+
+/// An axum app: `/contacts/{id}` protected (the action follows the
+/// method, the permission map has read/update/delete), `/health` not.
+fn axum_app<P: Pdp, R: PrincipalResolver>(cerbos: &Cerbos<P, R>, db: Db) -> Router {
+    let layer = cerbos
+        .layer(
+            contact_from_path(db),
+            Actions::crud().with_permissions(["read", "update", "delete"]),
+        )
+        .unwrap();
+    Router::new()
+        .route("/contacts/{id}", get(show).put(show).delete(show))
+        .route_layer(layer)
+        .route("/health", get(|| async { "ok" }))
+}
+
+fn http_request(method: &Method, path: &str, user: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-user", user)
+        .body(Body::empty())
+        .unwrap()
+}
+
+async fn call(app: &Router, method: &Method, path: &str, user: &str) -> (StatusCode, String) {
+    let response = app
+        .clone()
+        .oneshot(http_request(method, path, user))
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn action_of(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "read",
+        Method::PUT => "update",
+        Method::DELETE => "delete",
+        _ => unreachable!(),
+    }
+}
+
+/// The JSON the handler answers for `user` on `contact`.
+fn expected_permissions(user: &User, contact: &Contact) -> serde_json::Value {
+    serde_json::json!({
+        "read": expected(user, contact, "read"),
+        "update": expected(user, contact, "update"),
+        "delete": expected(user, contact, "delete"),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_router_every_user_contact_and_method() {
+    let db = contacts(12, 7);
+    let (pdp, calls) = counting(common::client());
+    let cerbos = Cerbos::builder(pdp)
+        .principal(principal_from_header)
+        .build()
+        .unwrap();
+    let app = axum_app(&cerbos, db.clone());
+    let mut checked = 0;
+    for user in &USERS {
+        for (id, contact) in db.iter() {
+            for method in [Method::GET, Method::PUT, Method::DELETE] {
+                let (status, body) =
+                    call(&app, &method, &format!("/contacts/{id}"), user.name).await;
+                let allowed = expected(user, contact, action_of(&method));
+                let want = if allowed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                assert_eq!(
+                    status, want,
+                    "{} {method} contact {id} {contact:?}",
+                    user.name
+                );
+                if allowed {
+                    let got: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(
+                        got,
+                        expected_permissions(user, contact),
+                        "{} {id}",
+                        user.name
+                    );
+                } else {
+                    assert_eq!(body, "Forbidden");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        checked,
+        "one PDP call per request"
+    );
+
+    // Unknown user: 401; unknown contact: 404; unknown path: 404; none of
+    // them asks the PDP.
+    assert_eq!(
+        call(&app, &Method::GET, "/contacts/1", "mallory").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, &Method::GET, "/contacts/999", "john").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(&app, &Method::GET, "/nowhere", "john").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), checked);
+    // axum's `route_layer` wraps the route's whole method router, so a
+    // method it does not serve is checked (here as `create`) before axum
+    // answers 405; a principal without `create` gets 403 instead.
+    assert_eq!(
+        call(&app, &Method::POST, "/contacts/1", "john").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        call(&app, &Method::POST, "/contacts/1", "geri").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), checked + 2);
+}
+
+/// 10,000 requests from 32 concurrent tasks, random users (one unknown),
+/// contacts (some absent) and methods: every status and permission map is
+/// what the policy says, and the PDP is called exactly once per request
+/// that gets as far as the check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_random_requests_match_the_policy() {
+    const TASKS: u64 = 32;
+    const PER_TASK: u64 = 10_000 / TASKS + 1;
+    let db = contacts(60, 42);
+    let (pdp, calls) = counting(common::client());
+    let cerbos = Cerbos::builder(pdp)
+        .principal(principal_from_header)
+        .build()
+        .unwrap();
+    let app = axum_app(&cerbos, db.clone());
+    let names = ["alice", "john", "sarah", "geri", "mallory"];
+    let methods = [Method::GET, Method::PUT, Method::DELETE];
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (app, db) = (app.clone(), db.clone());
+            let methods = methods.clone();
+            tokio::spawn(async move {
+                let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (task + 1));
+                let (mut mismatches, mut checks, mut total) = (Vec::new(), 0usize, 0usize);
+                for _ in 0..PER_TASK {
+                    let name = names[rng.below(names.len() as u64) as usize];
+                    let id = 1 + rng.below(66); // 61..=66 do not exist
+                    let method = &methods[rng.below(3) as usize];
+                    let (status, body) = call(&app, method, &format!("/contacts/{id}"), name).await;
+                    total += 1;
+                    let (want, perms) = match (user_by_name(name), db.get(&id.to_string())) {
+                        (None, _) => (StatusCode::UNAUTHORIZED, None),
+                        (Some(_), None) => (StatusCode::NOT_FOUND, None),
+                        (Some(user), Some(contact)) => {
+                            checks += 1;
+                            if expected(user, contact, action_of(method)) {
+                                (StatusCode::OK, Some(expected_permissions(user, contact)))
+                            } else {
+                                (StatusCode::FORBIDDEN, None)
+                            }
+                        }
+                    };
+                    let got = perms
+                        .as_ref()
+                        .map(|_| serde_json::from_str(&body).unwrap_or_default());
+                    if status != want || got != perms {
+                        mismatches.push(format!("{name} {method} {id}: {status} {body}"));
+                    }
+                }
+                (mismatches, checks, total)
+            })
+        })
+        .collect();
+    let (mut mismatches, mut checks, mut total) = (Vec::new(), 0, 0);
+    for task in tasks {
+        let (m, c, t) = task.await.unwrap();
+        mismatches.extend(m);
+        checks += c;
+        total += t;
+    }
+    assert!(total >= 10_000);
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, first: {:?}",
+        mismatches.len(),
+        &mismatches[..mismatches.len().min(5)]
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        checks,
+        "exactly one PDP call per checked request"
+    );
+    assert!(checks > 6_500, "most requests reach the check ({checks})");
+}
+
+/// The PDP's own log shows one `CheckResources` per request, whatever the
+/// number of actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_check_resources_call_on_the_wire_per_request() {
+    let pdp = TestPdp::builder(common::policy_dir())
+        .log_level("info")
+        .start()
+        .unwrap();
+    let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(principal_from_header)
+        .build()
+        .unwrap();
+    let db = contacts(5, 1);
+    let layer = cerbos
+        .layer(
+            contact_from_path(db),
+            Actions::require(["read"])
+                .with_permissions(["update", "delete", "create", "share", "archive"]),
+        )
+        .unwrap();
+    let app = Router::new()
+        .route("/contacts/{id}", get(show))
+        .route_layer(layer);
+    // The PDP logs each handled call (twice, with the same call id):
+    // count the distinct call ids of handled CheckResources calls.
+    let handled = |logs: String| {
+        logs.lines()
+            .filter(|l| {
+                l.contains("\"Handled request\"")
+                    && l.contains("\"grpc.method\":\"CheckResources\"")
+            })
+            .filter_map(|l| {
+                l.split("\"call_id\":\"")
+                    .nth(1)?
+                    .split('"')
+                    .next()
+                    .map(str::to_owned)
+            })
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    let before = handled(pdp.logs());
+    for i in 0..25 {
+        let (status, _) = call(
+            &app,
+            &Method::GET,
+            &format!("/contacts/{}", 1 + i % 5),
+            "alice",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // The PDP writes its log asynchronously: wait for the last lines.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        seen = handled(pdp.logs()) - before;
+        if seen >= 25 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = pdp.logs();
+    let tail: Vec<&str> = logs.lines().rev().take(5).collect();
+    assert_eq!(seen, 25, "PDP log ends with:\n{tail:#?}");
+}
+
+/// A gRPC health service standing in for an application's gRPC service.
+#[derive(Clone)]
+struct Serving;
+
+#[tonic::async_trait]
+impl Health for Serving {
+    async fn check(
+        &self,
+        _: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(HealthCheckResponse {
+            status: ServingStatus::Serving as i32,
+        }))
+    }
+
+    type WatchStream = tokio_stream::Empty<Result<HealthCheckResponse, tonic::Status>>;
+
+    async fn watch(
+        &self,
+        _: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        Err(tonic::Status::unimplemented("watch"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tonic_server_protected_by_the_layer() {
+    let db = contacts(12, 7);
+    let (pdp, calls) = counting(common::client());
+    let cerbos = Cerbos::builder(pdp)
+        .principal(principal_from_header)
+        .build()
+        .unwrap();
+    let layer = cerbos
+        .layer(contact_from_header(db.clone()), ["read"])
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(HealthServer::new(Serving))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let check = |user: &str, contact: &str| {
+        let mut health = HealthClient::new(channel.clone());
+        let mut request = tonic::Request::new(HealthCheckRequest::default());
+        request
+            .metadata_mut()
+            .insert("x-user", user.parse().unwrap());
+        request
+            .metadata_mut()
+            .insert("x-contact-id", contact.parse().unwrap());
+        async move { health.check(request).await }
+    };
+    let mut checked = 0;
+    for user in &USERS {
+        for (id, contact) in db.iter() {
+            let answer = check(user.name, id).await;
+            if expected(user, contact, "read") {
+                assert_eq!(
+                    answer.unwrap().into_inner().status,
+                    ServingStatus::Serving as i32
+                );
+            } else {
+                let status = answer.unwrap_err();
+                assert_eq!(
+                    status.code(),
+                    tonic::Code::PermissionDenied,
+                    "{} {id}",
+                    user.name
+                );
+                assert_eq!(status.message(), "Forbidden");
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), checked);
+    assert_eq!(
+        check("mallory", "1").await.unwrap_err().code(),
+        tonic::Code::Unauthenticated
+    );
+    assert_eq!(
+        check("john", "999").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_service_fn_protected_by_the_layer() {
+    let db = contacts(12, 7);
+    let cerbos = Cerbos::builder(common::client())
+        .principal(principal_from_header)
+        .build()
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(
+            cerbos
+                .layer(contact_from_path(db.clone()), Actions::crud())
+                .unwrap(),
+        )
+        .service(service_fn(|request: Request<String>| async move {
+            let reason = request.extensions().get::<Decision>().map(Decision::reason);
+            assert_eq!(reason, Some(Reason::Allowed));
+            Ok::<_, Infallible>(Response::new(String::from("handled")))
+        }));
+    for user in &USERS {
+        for (id, contact) in db.iter() {
+            let request = Request::builder()
+                .method(Method::DELETE)
+                .uri(format!("/contacts/{id}"))
+                .header("x-user", user.name)
+                .body(String::new())
+                .unwrap();
+            let response = service.clone().oneshot(request).await.unwrap();
+            let allowed = expected(user, contact, "delete");
+            assert_eq!(
+                response.status() == StatusCode::OK,
+                allowed,
+                "{} {id}",
+                user.name
+            );
+            assert_eq!(response.into_body().is_rejection(), !allowed);
+        }
+    }
+}
