@@ -606,3 +606,170 @@ async fn plain_service_fn_protected_by_the_layer() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Faults.
+
+/// `count` concurrent requests alternating between an allowed and a denied
+/// read; each answer's status and how long it took.
+async fn burst(
+    app: &Router,
+    count: usize,
+    denied_contact: &str,
+) -> Vec<(bool, StatusCode, Duration)> {
+    let tasks: Vec<_> = (0..count)
+        .map(|i| {
+            let app = app.clone();
+            let allowed = i % 2 == 0;
+            let (user, path) = if allowed {
+                ("alice", "/contacts/1".to_owned())
+            } else {
+                ("geri", format!("/contacts/{denied_contact}"))
+            };
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let (status, _) = call(&app, &Method::GET, &path, user).await;
+                (allowed, status, started.elapsed())
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+fn decided(allowed: bool) -> StatusCode {
+    if allowed {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    }
+}
+
+/// A contact geri may not read.
+fn denied_for_geri(db: &Db) -> String {
+    let geri = user_by_name("geri").unwrap();
+    db.iter()
+        .find(|(_, c)| !expected(geri, c, "read"))
+        .map(|(id, _)| id.clone())
+        .expect("a contact geri may not read")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let mut pdp = TestPdp::start(common::policy_dir()).unwrap();
+    let client = Client::builder(pdp.grpc_endpoint())
+        .timeout(TIMEOUT)
+        .connect_timeout(Duration::from_millis(250))
+        .build()
+        .unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(principal_from_header)
+        .unreachable_status(StatusCode::SERVICE_UNAVAILABLE)
+        .build()
+        .unwrap();
+    let db = contacts(12, 7);
+    let denied = denied_for_geri(&db);
+    let app = axum_app(&cerbos, db);
+
+    // Up: exact decisions.
+    for (allowed, status, _) in burst(&app, 64, &denied).await {
+        assert_eq!(status, decided(allowed));
+    }
+
+    // Traffic keeps flowing while the PDP is killed: every answer is the
+    // right decision or 503, never a wrong decision.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, stop, denied) = (app.clone(), stop.clone(), denied.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    seen.extend(burst(&app, 2, &denied).await);
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::task::block_in_place(|| pdp.stop()).unwrap();
+
+    // Down: every request is 503 (Unreachable) within the timeout, and
+    // routes without the layer keep serving.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for (_, status, took) in burst(&app, 64, &denied).await {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(took < TIMEOUT + Duration::from_secs(1), "took {took:?}");
+    }
+    assert_eq!(
+        call(&app, &Method::GET, "/health", "nobody").await.0,
+        StatusCode::OK
+    );
+
+    // Back: decisions recover without touching the app.
+    tokio::task::block_in_place(|| pdp.restart()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = call(&app, &Method::GET, "/contacts/1", "alice").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "decisions did not recover: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (allowed, status, _) in burst(&app, 64, &denied).await {
+        assert_eq!(status, decided(allowed));
+    }
+
+    stop.store(true, Ordering::SeqCst);
+    let mut outage = 0;
+    for task in background {
+        for (allowed, status, _) in task.await.unwrap() {
+            assert!(
+                status == decided(allowed) || status == StatusCode::SERVICE_UNAVAILABLE,
+                "allowed={allowed} got {status}"
+            );
+            outage += usize::from(status == StatusCode::SERVICE_UNAVAILABLE);
+        }
+    }
+    assert!(outage > 0, "the background traffic saw the outage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdp_that_never_answers_is_denied_within_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    // Accepts connections and never says a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client = Client::builder(format!("http://{addr}"))
+        .timeout(TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(principal_from_header)
+        .unreachable_status(StatusCode::SERVICE_UNAVAILABLE)
+        .build()
+        .unwrap();
+    let db = contacts(12, 7);
+    let denied = denied_for_geri(&db);
+    let app = axum_app(&cerbos, db);
+    for (_, status, took) in burst(&app, 16, &denied).await {
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(took >= TIMEOUT, "answered before the timeout: {took:?}");
+        assert!(took < TIMEOUT + Duration::from_secs(1), "took {took:?}");
+    }
+}
