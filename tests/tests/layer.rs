@@ -657,13 +657,12 @@ fn denied_for_geri(db: &Db) -> String {
         .expect("a contact geri may not read")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
-    const TIMEOUT: Duration = Duration::from_millis(500);
-    let mut pdp = TestPdp::start(common::policy_dir()).unwrap();
-    let client = Client::builder(pdp.grpc_endpoint())
-        .timeout(TIMEOUT)
-        .connect_timeout(Duration::from_millis(250))
+/// The contact app with a client of `endpoint` and 503 for an unreachable
+/// PDP, and a contact geri may not read.
+fn fault_app(endpoint: &str, timeout: Duration, connect_timeout: Duration) -> (Router, String) {
+    let client = Client::builder(endpoint)
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
         .build()
         .unwrap();
     let cerbos = Cerbos::builder(client)
@@ -673,7 +672,14 @@ async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
         .unwrap();
     let db = contacts(12, 7);
     let denied = denied_for_geri(&db);
-    let app = axum_app(&cerbos, db);
+    (axum_app(&cerbos, db), denied)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let mut pdp = TestPdp::start(common::policy_dir()).unwrap();
+    let (app, denied) = fault_app(&pdp.grpc_endpoint(), TIMEOUT, Duration::from_millis(250));
 
     // Up: exact decisions.
     for (allowed, status, _) in burst(&app, 64, &denied).await {
@@ -754,19 +760,7 @@ async fn a_pdp_that_never_answers_is_denied_within_the_timeout() {
             held.push(socket);
         }
     });
-    let client = Client::builder(format!("http://{addr}"))
-        .timeout(TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let cerbos = Cerbos::builder(client)
-        .principal(principal_from_header)
-        .unreachable_status(StatusCode::SERVICE_UNAVAILABLE)
-        .build()
-        .unwrap();
-    let db = contacts(12, 7);
-    let denied = denied_for_geri(&db);
-    let app = axum_app(&cerbos, db);
+    let (app, denied) = fault_app(&format!("http://{addr}"), TIMEOUT, Duration::from_secs(5));
     for (_, status, took) in burst(&app, 16, &denied).await {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(took >= TIMEOUT, "answered before the timeout: {took:?}");
