@@ -164,7 +164,15 @@ where
                         let decision = decision(&resource, actions, Reason::Bypassed, request_id);
                         (decision, resource)
                     } else {
-                        let Some(principal) = this.principal.clone() else {
+                        // The handler gets the principal in the extensions;
+                        // when it is already there (the usual case), the
+                        // check can have this one without a copy.
+                        let Some(principal) = (if this.parts.extensions.get::<Principal>().is_some()
+                        {
+                            this.principal.take()
+                        } else {
+                            this.principal.clone()
+                        }) else {
                             break internal_error("the principal is missing after resolution");
                         };
                         let mut check = CheckResources::new(principal).request_id(&request_id);

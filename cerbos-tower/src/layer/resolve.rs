@@ -115,6 +115,12 @@ pub trait PrincipalResolver: Send + Sync + 'static {
         let _ = parts;
         Ok(None)
     }
+
+    /// `true` if the resolved principal is the one already in the request
+    /// extensions, so the layer need not insert it again. Default `false`.
+    fn is_from_extensions(&self) -> bool {
+        false
+    }
 }
 
 impl<F, Fut> PrincipalResolver for F
@@ -234,6 +240,10 @@ impl<R: PrincipalResolver> PrincipalResolver for BearerJwt<R> {
 
     fn resolve_principal(&self, parts: &Parts) -> Self::Future {
         self.inner.resolve_principal(parts)
+    }
+
+    fn is_from_extensions(&self) -> bool {
+        self.inner.is_from_extensions()
     }
 
     fn aux_data(&self, parts: &Parts) -> Result<Option<AuxData>, ResolveError> {
