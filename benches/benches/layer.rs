@@ -161,8 +161,8 @@ where
 fn contact(n: u64) -> Resource {
     Resource::new("contact", n.to_string())
         .with_attr("owner_id", ((n / 4) % 4 + 1).to_string())
-        .with_attr("is_active", n % 3 != 0)
-        .with_attr("marketing_opt_in", n % 2 == 0)
+        .with_attr("is_active", !n.is_multiple_of(3))
+        .with_attr("marketing_opt_in", n.is_multiple_of(2))
 }
 
 fn end_to_end(c: &mut Criterion) {

@@ -295,19 +295,7 @@ async fn unix_socket_client() {
 
 #[tokio::test]
 async fn jwt_in_aux_data_is_verified_and_read_by_policies() {
-    let dir = std::env::temp_dir().join(format!("cerbos-jwt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = b"an HMAC key for the integration tests, 256 bits+";
-    let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64url(secret)}]});
-    let jwks_path = dir.join("jwks.json");
-    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
-    let pdp = Pdp::builder(policy_dir())
-        .config_yaml(format!(
-            "auxData:\n  jwt:\n    keySets:\n      - id: local\n        local:\n          file: {}\n",
-            jwks_path.display()
-        ))
-        .start()
-        .expect("PDP starts with a key set");
+    let (pdp, _dir) = common::pdp_with_jwt_key_set();
     let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
     let check = |token: String| {
         let client = client.clone();
@@ -321,54 +309,15 @@ async fn jwt_in_aux_data_is_verified_and_read_by_policies() {
                 .await
         }
     };
-    let finance = sign_hs256(
-        secret,
-        &json!({"sub": "u", "department": "Finance", "exp": 4102444800u64}),
-    );
+    let finance = common::jwt(common::JWT_SECRET, "Finance");
     assert!(check(finance).await.expect("check succeeds").results()[0].is_allowed("approve"));
-    let sales = sign_hs256(
-        secret,
-        &json!({"sub": "u", "department": "Sales", "exp": 4102444800u64}),
-    );
+    let sales = common::jwt(common::JWT_SECRET, "Sales");
     assert!(!check(sales).await.expect("check succeeds").results()[0].is_allowed("approve"));
-    let forged = sign_hs256(
-        b"some other key entirely, also 256 bits long!!",
-        &json!({"department": "Finance", "exp": 4102444800u64}),
-    );
+    let forged = common::jwt(b"some other key entirely, also 256 bits long!!", "Finance");
     let err = check(forged)
         .await
         .expect_err("a forged JWT fails the request");
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "k1"});
-    let signing_input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
-    let tag = ring::hmac::sign(&key, signing_input.as_bytes());
-    format!("{signing_input}.{}", b64url(tag.as_ref()))
 }
 
 #[tokio::test]

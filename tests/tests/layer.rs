@@ -26,8 +26,8 @@ use cerbos_testkit::Pdp as TestPdp;
 use cerbos_tower::{
     CheckResources, Client, Principal, Resource,
     layer::{
-        Actions, Cerbos, Decision, Pdp, PermissionMap, PrincipalResolver, Reason, ResolveError,
-        ResourceFromPath, ResourceResolver,
+        Actions, BearerJwt, Cerbos, Decision, Pdp, PermissionMap, PrincipalResolver, Reason,
+        ResolveError, ResourceFromPath, ResourceResolver,
     },
 };
 use http::{Method, Request, Response, StatusCode, request::Parts};
@@ -605,6 +605,50 @@ async fn plain_service_fn_protected_by_the_layer() {
             assert_eq!(response.into_body().is_rejection(), !allowed);
         }
     }
+}
+
+/// The bearer token goes to the PDP as aux data and policies read its
+/// claims; a token the PDP cannot verify is a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_jwt_through_axum() {
+    let (pdp, _dir) = common::pdp_with_jwt_key_set();
+    let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(BearerJwt::new(principal_from_header).key_set_id("local"))
+        .build()
+        .unwrap();
+    let layer = cerbos
+        .layer(
+            ResourceFromPath::new("expense", "/expenses/{id}").unwrap(),
+            ["approve"],
+        )
+        .unwrap();
+    let app = Router::new()
+        .route("/expenses/{id}", get(|| async { "approved" }))
+        .route_layer(layer);
+    let approve = |token: Option<String>| {
+        let app = app.clone();
+        async move {
+            let mut request = http_request(&Method::GET, "/expenses/e1", "john");
+            if let Some(token) = token {
+                request
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            }
+            app.oneshot(request).await.unwrap().status()
+        }
+    };
+    assert_eq!(
+        approve(Some(common::jwt(common::JWT_SECRET, "Finance"))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        approve(Some(common::jwt(common::JWT_SECRET, "Sales"))).await,
+        StatusCode::FORBIDDEN
+    );
+    let forged = common::jwt(b"some other key entirely, also 256 bits long!!", "Finance");
+    assert_eq!(approve(Some(forged)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(approve(None).await, StatusCode::UNAUTHORIZED);
 }
 
 // ---------------------------------------------------------------------------

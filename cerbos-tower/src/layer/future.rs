@@ -61,6 +61,8 @@ struct Pending {
     request_id: String,
     span: tracing::Span,
     started: Instant,
+    /// A JWT went with the check as aux data.
+    sent_jwt: bool,
 }
 
 impl<S, B, P, R, RR> ResponseFuture<S, B, P, R, RR>
@@ -177,6 +179,7 @@ where
                         };
                         let mut check = CheckResources::new(principal).request_id(&request_id);
                         check.push(resource.clone(), actions.iter().map(|a| &*a.action));
+                        let sent_jwt = this.aux_data.is_some();
                         if let Some(aux) = this.aux_data.take() {
                             check = check.aux_data(aux);
                         }
@@ -196,6 +199,7 @@ where
                             request_id,
                             span,
                             started: Instant::now(),
+                            sent_jwt,
                         });
                         this.state.set(State::Check { fut });
                         continue;
@@ -212,6 +216,11 @@ where
                     let Some(pending) = this.check.take() else {
                         break internal_error("the check finished without a pending request");
                     };
+                    // The PDP refuses a JWT that fails verification (bad
+                    // signature, expired, unknown key set) with
+                    // INVALID_ARGUMENT: the client is not authenticated.
+                    let bad_jwt = pending.sent_jwt
+                        && matches!(answer, Err(crate::Error::InvalidArgument { .. }));
                     let (decision, cause) = evaluate(
                         &pending.resource,
                         &pending.actions,
@@ -221,6 +230,9 @@ where
                     log_decision(&decision, cause.as_deref(), &pending.span, pending.started);
                     match decision.reason {
                         Reason::Allowed => (decision, pending.resource),
+                        Reason::Unreachable if bad_jwt => {
+                            break rejection(RejectionKind::Unauthenticated, Some(decision), cause);
+                        }
                         Reason::Unreachable => {
                             break rejection(RejectionKind::Unreachable, Some(decision), cause);
                         }

@@ -11,7 +11,8 @@ use super::{Decision, ResolveError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectionKind {
-    /// The principal could not be resolved (default 401).
+    /// The principal could not be resolved, or the PDP refused the bearer
+    /// token sent as aux data (default 401).
     Unauthenticated,
     /// A resolver found the request malformed (default 400).
     BadRequest,
@@ -57,8 +58,9 @@ impl Rejection {
         self.status
     }
 
-    /// The PDP's decision, for [`RejectionKind::Denied`] and
-    /// [`RejectionKind::Unreachable`].
+    /// The decision, when the PDP was asked: [`RejectionKind::Denied`],
+    /// [`RejectionKind::Unreachable`], and [`RejectionKind::Unauthenticated`]
+    /// for a refused bearer token.
     pub fn decision(&self) -> Option<&Decision> {
         self.decision.as_ref()
     }

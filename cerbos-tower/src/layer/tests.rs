@@ -591,6 +591,23 @@ async fn bearer_tokens_go_to_the_pdp_as_aux_data() {
     }
     assert_eq!(seen.calls(), 1);
 
+    // A token the PDP refuses (INVALID_ARGUMENT) is a 401, not a 403.
+    let (pdp, _) = stub(|_| {
+        Err(Error::InvalidArgument {
+            message: "jwt expired".into(),
+        })
+    });
+    let cerbos = Cerbos::builder(pdp)
+        .principal(BearerJwt::new(user_header))
+        .build()
+        .unwrap();
+    let layer = cerbos.layer(contact(), ["read"]).unwrap();
+    let mut req = request(Method::GET, "/contacts/1", Some("john"));
+    req.headers_mut()
+        .insert("authorization", "Bearer expired".parse().unwrap());
+    let out = send(layer.layer(handler.service()), req).await;
+    assert_eq!(out.status, StatusCode::UNAUTHORIZED);
+
     // Optional: no token, no aux data, still checked.
     let cerbos = Cerbos::builder(effects(|_| ALLOW).0)
         .principal(BearerJwt::new(user_header).optional())

@@ -32,3 +32,73 @@ pub fn alicia_edits_own_album() -> cerbos_tower::CheckResources {
         ["edit"],
     )
 }
+
+/// The HMAC key of the local JWT key set (`pdp_with_jwt_key_set`).
+pub const JWT_SECRET: &[u8] = b"an HMAC key for the integration tests, 256 bits+";
+
+/// A PDP of the test policies with a local JWT key set `local` (HS256,
+/// `JWT_SECRET`), and the temporary directory holding the key set (removed
+/// on drop).
+pub fn pdp_with_jwt_key_set() -> (Pdp, TempDir) {
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "cerbos-jwt-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    )));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let jwks = serde_json::json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64url(JWT_SECRET)}]});
+    let jwks_path = dir.0.join("jwks.json");
+    std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+    let pdp = Pdp::builder(policy_dir())
+        .config_yaml(format!(
+            "auxData:\n  jwt:\n    keySets:\n      - id: local\n        local:\n          file: {}\n",
+            jwks_path.display()
+        ))
+        .start()
+        .expect("PDP starts with a key set");
+    (pdp, dir)
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An HS256 JWT signed with `secret`, for subject `u` with a `department`
+/// claim, expiring in 2100.
+pub fn jwt(secret: &[u8], department: &str) -> String {
+    let claims = serde_json::json!({"sub": "u", "department": department, "exp": 4102444800u64});
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": "k1"});
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url(tag.as_ref()))
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
