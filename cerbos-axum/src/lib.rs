@@ -1,6 +1,23 @@
-//! Cerbos authorization for axum, built on `cerbos-tower`.
-//!
-//! Not implemented yet: this crate only reserves its place in the
-//! workspace. Until it lands, use [`cerbos_tower::Client`] directly.
+#![doc = include_str!("../README.md")]
 
-pub use cerbos_tower;
+mod authz;
+mod guard;
+mod path;
+
+pub use authz::{Authorized, Authz, CerbosRejection};
+pub use cerbos_macros::axum_authorize as authorize;
+pub use cerbos_tower::{
+    self, Client, Principal, Resource,
+    layer::{
+        Actions, Authorizer, Cerbos, Decision, MissingAuthorization, PermissionMap, Reason,
+        Rejection, RejectionKind, ResolveError,
+    },
+};
+pub use guard::CerbosExt;
+pub use path::PathResource;
+
+/// Used by the code `#[authorize]` generates.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::authz::Spec;
+}

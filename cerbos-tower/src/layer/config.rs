@@ -3,11 +3,13 @@
 
 use std::{fmt, sync::Arc};
 
-use http::{Method, StatusCode};
+use bytes::Bytes;
+use http::{Method, Response, StatusCode, request::Parts};
 use tower::Layer;
 
 use super::{
-    CerbosService, OnRejection, PrincipalFromExtensions, PrincipalResolver, ResourceResolver,
+    CerbosService, OnRejection, PrincipalFromExtensions, PrincipalResolver, Rejection,
+    RejectionKind, ResourceResolver,
 };
 use crate::{Error, Result};
 
@@ -31,6 +33,20 @@ pub(crate) struct Shared<P, R> {
     pub(crate) unreachable_status: StatusCode,
     pub(crate) on_rejection: Option<Box<dyn OnRejection>>,
     pub(crate) bypass: bool,
+}
+
+impl<P, R> Shared<P, R> {
+    /// The response for `rejection`: the custom handler's, or the default
+    /// one, with the configured status for an unreachable PDP.
+    pub(crate) fn render(&self, mut rejection: Rejection, parts: &Parts) -> Response<Bytes> {
+        if rejection.kind == RejectionKind::Unreachable {
+            rejection.status = self.unreachable_status;
+        }
+        match &self.on_rejection {
+            Some(handler) => handler.on_rejection(rejection, parts),
+            None => rejection.default_response(parts),
+        }
+    }
 }
 
 impl<P, R> Clone for Cerbos<P, R> {

@@ -55,7 +55,7 @@ pin_project! {
 }
 
 /// What the check in flight needs to make its decision.
-struct Pending {
+pub(crate) struct Pending {
     resource: Resource,
     actions: Arc<[ActionSpec]>,
     request_id: String,
@@ -120,7 +120,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let mut rejection = loop {
+        let rejection = loop {
             let (decision, resource) = match this.state.as_mut().project() {
                 StateProj::Inner { fut } => {
                     return fut
@@ -158,49 +158,28 @@ where
                         break rejection(RejectionKind::Denied, Some(decision), None);
                     };
                     if layer.shared.bypass {
-                        tracing::warn!(
-                            kind = resource.kind(),
-                            actions = ?ActionNames(actions),
-                            "Cerbos authorization BYPASSED: the PDP was not asked"
-                        );
-                        let decision = decision(&resource, actions, Reason::Bypassed, request_id);
-                        (decision, resource)
+                        (bypassed(&resource, actions, request_id), resource)
                     } else {
                         // The handler gets the principal in the extensions;
-                        // when it is already there (the usual case), the
-                        // check can have this one without a copy.
-                        let Some(principal) = (if this.parts.extensions.get::<Principal>().is_some()
-                        {
+                        // when the resolver took it from there (the usual
+                        // case), the check can have it without a copy.
+                        let principal = if layer.shared.principal.is_from_extensions() {
                             this.principal.take()
                         } else {
                             this.principal.clone()
-                        }) else {
+                        };
+                        let Some(principal) = principal else {
                             break internal_error("the principal is missing after resolution");
                         };
-                        let mut check = CheckResources::new(principal).request_id(&request_id);
-                        check.push(resource.clone(), actions.iter().map(|a| &*a.action));
-                        let sent_jwt = this.aux_data.is_some();
-                        if let Some(aux) = this.aux_data.take() {
-                            check = check.aux_data(aux);
-                        }
-                        let span = tracing::debug_span!(
-                            "cerbos_check",
-                            kind = resource.kind(),
-                            actions = ?ActionNames(actions),
-                            request_id = %request_id,
-                            reason = Empty,
-                            cerbos_call_id = Empty,
-                            duration_us = Empty,
-                        );
-                        let fut = span.in_scope(|| layer.shared.pdp.check(check));
-                        *this.check = Some(Pending {
+                        let (fut, pending) = begin_check(
+                            &layer.shared.pdp,
+                            principal,
+                            this.aux_data.take(),
                             resource,
-                            actions: actions.clone(),
+                            actions.clone(),
                             request_id,
-                            span,
-                            started: Instant::now(),
-                            sent_jwt,
-                        });
+                        );
+                        *this.check = Some(pending);
                         this.state.set(State::Check { fut });
                         continue;
                     }
@@ -216,27 +195,9 @@ where
                     let Some(pending) = this.check.take() else {
                         break internal_error("the check finished without a pending request");
                     };
-                    // The PDP refuses a JWT that fails verification (bad
-                    // signature, expired, unknown key set) with
-                    // INVALID_ARGUMENT: the client is not authenticated.
-                    let bad_jwt = pending.sent_jwt
-                        && matches!(answer, Err(crate::Error::InvalidArgument { .. }));
-                    let (decision, cause) = evaluate(
-                        &pending.resource,
-                        &pending.actions,
-                        answer,
-                        pending.request_id,
-                    );
-                    log_decision(&decision, cause.as_deref(), &pending.span, pending.started);
-                    match decision.reason {
-                        Reason::Allowed => (decision, pending.resource),
-                        Reason::Unreachable if bad_jwt => {
-                            break rejection(RejectionKind::Unauthenticated, Some(decision), cause);
-                        }
-                        Reason::Unreachable => {
-                            break rejection(RejectionKind::Unreachable, Some(decision), cause);
-                        }
-                        _ => break rejection(RejectionKind::Denied, Some(decision), None),
+                    match finish_check(pending, answer) {
+                        Ok(allowed) => allowed,
+                        Err(rejection) => break rejection,
                     }
                 }
                 StateProj::Done => {
@@ -259,21 +220,94 @@ where
             this.state.set(State::Inner { fut });
         };
         this.state.set(State::Done);
-        let shared = &this.layer.shared;
-        if rejection.kind == RejectionKind::Unreachable {
-            rejection.status = shared.unreachable_status;
-        }
-        let response = match &shared.on_rejection {
-            Some(handler) => handler.on_rejection(rejection, this.parts),
-            None => rejection.default_response(this.parts),
-        };
+        let response = this.layer.shared.render(rejection, this.parts);
         Poll::Ready(Ok(response.map(ResponseBody::rejection)))
     }
 }
 
+/// Starts a check of `actions` on `resource`: the PDP's future, and what
+/// [`finish_check`] needs.
+pub(crate) fn begin_check<P: Pdp>(
+    pdp: &P,
+    principal: Principal,
+    aux_data: Option<AuxData>,
+    resource: Resource,
+    actions: Arc<[ActionSpec]>,
+    request_id: String,
+) -> (P::Future, Pending) {
+    let mut check = CheckResources::new(principal).request_id(&request_id);
+    check.push(resource.clone(), actions.iter().map(|a| &*a.action));
+    let sent_jwt = aux_data.is_some();
+    if let Some(aux) = aux_data {
+        check = check.aux_data(aux);
+    }
+    let span = tracing::debug_span!(
+        "cerbos_check",
+        kind = resource.kind(),
+        actions = ?ActionNames(&actions),
+        request_id = %request_id,
+        reason = Empty,
+        cerbos_call_id = Empty,
+        duration_us = Empty,
+    );
+    let fut = span.in_scope(|| pdp.check(check));
+    let pending = Pending {
+        resource,
+        actions,
+        request_id,
+        span,
+        started: Instant::now(),
+        sent_jwt,
+    };
+    (fut, pending)
+}
+
+/// Decides on the PDP's answer: the decision and the resource if every
+/// required action is allowed, else the rejection.
+pub(crate) fn finish_check(
+    pending: Pending,
+    answer: crate::Result<CheckResourcesResponse>,
+) -> Result<(Decision, Resource), Rejection> {
+    // The PDP refuses a JWT that fails verification (bad signature,
+    // expired, unknown key set) with INVALID_ARGUMENT: the client is not
+    // authenticated.
+    let bad_jwt = pending.sent_jwt && matches!(answer, Err(crate::Error::InvalidArgument { .. }));
+    let (decision, cause) = evaluate(
+        &pending.resource,
+        &pending.actions,
+        answer,
+        pending.request_id,
+    );
+    log_decision(&decision, cause.as_deref(), &pending.span, pending.started);
+    match decision.reason {
+        Reason::Allowed | Reason::Bypassed => Ok((decision, pending.resource)),
+        Reason::Unreachable if bad_jwt => Err(rejection(
+            RejectionKind::Unauthenticated,
+            Some(decision),
+            cause,
+        )),
+        Reason::Unreachable => Err(rejection(RejectionKind::Unreachable, Some(decision), cause)),
+        Reason::Denied => Err(rejection(RejectionKind::Denied, Some(decision), None)),
+    }
+}
+
+/// The decision of a bypassed check, logged.
+pub(crate) fn bypassed(
+    resource: &Resource,
+    actions: &[ActionSpec],
+    request_id: String,
+) -> Decision {
+    tracing::warn!(
+        kind = resource.kind(),
+        actions = ?ActionNames(actions),
+        "Cerbos authorization BYPASSED: the PDP was not asked"
+    );
+    decision(resource, actions, Reason::Bypassed, request_id)
+}
+
 /// The request id for the PDP: the request's `x-request-id` if it is a
 /// reasonable one (1 to 128 visible ASCII characters), else a new one.
-fn request_id(parts: &Parts) -> String {
+pub(crate) fn request_id(parts: &Parts) -> String {
     parts
         .headers
         .get("x-request-id")
@@ -394,7 +428,11 @@ fn log_decision(decision: &Decision, cause: Option<&str>, span: &tracing::Span, 
     }
 }
 
-fn rejection(kind: RejectionKind, decision: Option<Decision>, cause: Option<String>) -> Rejection {
+pub(crate) fn rejection(
+    kind: RejectionKind,
+    decision: Option<Decision>,
+    cause: Option<String>,
+) -> Rejection {
     let status = match kind {
         RejectionKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
@@ -405,12 +443,12 @@ fn rejection(kind: RejectionKind, decision: Option<Decision>, cause: Option<Stri
     Rejection {
         kind,
         status,
-        decision,
+        decision: decision.map(Box::new),
         cause: cause.map(Cause::Pdp),
     }
 }
 
-fn resolver_rejection(err: ResolveError, what: &'static str) -> Rejection {
+pub(crate) fn resolver_rejection(err: ResolveError, what: &'static str) -> Rejection {
     let kind = match err.kind() {
         ResolveErrorKind::Unauthenticated => RejectionKind::Unauthenticated,
         ResolveErrorKind::BadRequest => RejectionKind::BadRequest,
@@ -428,7 +466,7 @@ fn resolver_rejection(err: ResolveError, what: &'static str) -> Rejection {
     }
 }
 
-fn internal_error(message: &'static str) -> Rejection {
+pub(crate) fn internal_error(message: &'static str) -> Rejection {
     tracing::error!("Cerbos layer: {message}");
     rejection(
         RejectionKind::ResolverFailed,

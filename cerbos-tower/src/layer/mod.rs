@@ -110,24 +110,31 @@
 //! as [`Reason::Bypassed`], only when `CERBOS_ALLOW_BYPASS=1`, never in
 //! production (`build` fails), and with a warning for every request.
 
+mod authorizer;
 mod body;
 mod config;
 mod decision;
+#[cfg(feature = "axum")]
+mod extract;
 mod future;
 mod pdp;
 mod rejection;
 mod resolve;
 mod service;
 
+pub use authorizer::{Authorizer, Subject};
 pub use body::ResponseBody;
 pub(crate) use config::ActionSpec;
 pub use config::{ALLOW_BYPASS_ENV, Actions, Cerbos, CerbosBuilder, CerbosLayer};
 pub use decision::{Decision, PermissionMap, Reason};
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use extract::MissingAuthorization;
 pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{
-    BearerJwt, NoLoader, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
+    BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
     ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath, ResourceResolver,
 };
 pub use service::CerbosService;

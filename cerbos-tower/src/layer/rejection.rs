@@ -38,7 +38,7 @@ pub enum RejectionKind {
 pub struct Rejection {
     pub(crate) kind: RejectionKind,
     pub(crate) status: StatusCode,
-    pub(crate) decision: Option<Decision>,
+    pub(crate) decision: Option<Box<Decision>>,
     pub(crate) cause: Option<Cause>,
 }
 
@@ -62,7 +62,7 @@ impl Rejection {
     /// [`RejectionKind::Unreachable`], and [`RejectionKind::Unauthenticated`]
     /// for a refused bearer token.
     pub fn decision(&self) -> Option<&Decision> {
-        self.decision.as_ref()
+        self.decision.as_deref()
     }
 
     /// The resolver's error, for the resolver rejections.
@@ -108,6 +108,13 @@ impl Rejection {
             );
         }
         response
+    }
+}
+
+impl From<ResolveError> for Rejection {
+    /// The rejection the layer makes when a resolver fails with `err`.
+    fn from(err: ResolveError) -> Self {
+        super::future::resolver_rejection(err, "resource")
     }
 }
 

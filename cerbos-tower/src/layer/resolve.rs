@@ -5,10 +5,10 @@ use std::{
     borrow::Cow,
     fmt,
     future::{Future, Ready, ready},
+    pin::Pin,
     sync::Arc,
 };
 
-use futures_util::future::{Either, Map};
 use http::{header, request::Parts};
 
 use crate::{AuxData, Error, Principal, Resource};
@@ -469,16 +469,11 @@ fn percent_decode(input: &str) -> Option<String> {
 /// # async fn lookup_owner(_: &str) -> Result<Option<String>, std::io::Error> { Ok(None) }
 /// ```
 #[derive(Clone, Debug)]
-pub struct ResourceFromPath<L = NoLoader> {
+pub struct ResourceFromPath {
     kind: Arc<str>,
     template: PathTemplate,
     param: Arc<str>,
-    loader: L,
 }
-
-/// The [`ResourceFromPath`] loader that adds nothing.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoLoader;
 
 impl ResourceFromPath {
     /// A resource of `kind` whose id is the template's `id` parameter, or
@@ -528,28 +523,19 @@ impl ResourceFromPath {
             kind: kind.into(),
             template,
             param: param.into(),
-            loader: NoLoader,
         })
     }
 
     /// Completes the resource with `loader`, which receives the resource
     /// (kind and id) and returns it with attributes, `Ok(None)` if it does
     /// not exist (404), or an error.
-    pub fn load<F, Fut>(self, loader: F) -> ResourceFromPath<F>
+    pub fn load<F, Fut>(self, loader: F) -> Load<Self, F>
     where
         F: Fn(Resource) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Option<Resource>, ResolveError>> + Send + 'static,
     {
-        ResourceFromPath {
-            kind: self.kind,
-            template: self.template,
-            param: self.param,
-            loader,
-        }
+        Load::new(self, loader)
     }
-}
-
-impl<L> ResourceFromPath<L> {
     /// The resource kind.
     pub fn kind(&self) -> &str {
         &self.kind
@@ -571,7 +557,7 @@ impl<L> ResourceFromPath<L> {
     }
 }
 
-impl ResourceResolver for ResourceFromPath<NoLoader> {
+impl ResourceResolver for ResourceFromPath {
     type Future = Ready<Result<Resource, ResolveError>>;
 
     fn resolve_resource(&self, parts: &Parts) -> Self::Future {
@@ -579,25 +565,59 @@ impl ResourceResolver for ResourceFromPath<NoLoader> {
     }
 }
 
-type NotFoundIfNone = fn(Result<Option<Resource>, ResolveError>) -> Result<Resource, ResolveError>;
+/// A resource resolver completed by a loader: the inner resolver finds the
+/// resource (kind and id), then the loader returns it with attributes,
+/// `Ok(None)` if it does not exist (404), or an error.
+///
+/// Made by [`ResourceFromPath::load`] and the adapters' path resolvers.
+pub struct Load<R, F> {
+    resolver: R,
+    loader: Arc<F>,
+}
 
-impl<F, Fut> ResourceResolver for ResourceFromPath<F>
+impl<R, F> Load<R, F> {
+    /// `resolver`, completed by `loader`.
+    pub fn new(resolver: R, loader: F) -> Self {
+        Load {
+            resolver,
+            loader: Arc::new(loader),
+        }
+    }
+}
+
+impl<R: Clone, F> Clone for Load<R, F> {
+    fn clone(&self) -> Self {
+        Load {
+            resolver: self.resolver.clone(),
+            loader: self.loader.clone(),
+        }
+    }
+}
+
+impl<R: fmt::Debug, F> fmt::Debug for Load<R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Load")
+            .field("resolver", &self.resolver)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R, F, Fut> ResourceResolver for Load<R, F>
 where
+    R: ResourceResolver,
     F: Fn(Resource) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Option<Resource>, ResolveError>> + Send + 'static,
 {
-    type Future = Either<Ready<Result<Resource, ResolveError>>, Map<Fut, NotFoundIfNone>>;
+    /// Boxed: the loader stands for a database round trip.
+    type Future = Pin<Box<dyn Future<Output = Result<Resource, ResolveError>> + Send>>;
 
     fn resolve_resource(&self, parts: &Parts) -> Self::Future {
-        use futures_util::FutureExt;
-        match self.resource(parts) {
-            Err(err) => Either::Left(ready(Err(err))),
-            Ok(resource) => {
-                let not_found: NotFoundIfNone = |loaded| {
-                    loaded?.ok_or_else(|| ResolveError::not_found("the loader found no resource"))
-                };
-                Either::Right((self.loader)(resource).map(not_found))
-            }
-        }
+        let found = self.resolver.resolve_resource(parts);
+        let loader = self.loader.clone();
+        Box::pin(async move {
+            loader(found.await?)
+                .await?
+                .ok_or_else(|| ResolveError::not_found("the loader found no resource"))
+        })
     }
 }

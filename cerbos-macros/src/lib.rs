@@ -1,0 +1,222 @@
+//! The `#[authorize(...)]` attribute of `cerbos-axum`; use it through that
+//! crate, which documents it.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote};
+use syn::{
+    Ident, ItemFn, LitStr, Path, Token, Type, bracketed,
+    parse::{Parse, ParseStream},
+    parse_macro_input,
+    punctuated::Punctuated,
+};
+
+/// The options of the attribute.
+struct Options {
+    kind: LitStr,
+    actions: Vec<LitStr>,
+    permissions: Vec<LitStr>,
+    id: Option<LitStr>,
+    load: Option<Path>,
+    state: Option<Type>,
+}
+
+const OPTIONS: &str = "kind, actions, permissions, id, load, state";
+
+fn string_list(input: ParseStream<'_>, key: &Ident) -> syn::Result<Vec<LitStr>> {
+    let content;
+    bracketed!(content in input);
+    let list: Punctuated<LitStr, Token![,]> = content.parse_terminated(|i| i.parse(), Token![,])?;
+    for action in &list {
+        if action.value().trim().is_empty() {
+            return Err(syn::Error::new(
+                action.span(),
+                format!("`{key}` has an empty action name"),
+            ));
+        }
+    }
+    Ok(list.into_iter().collect())
+}
+
+impl Parse for Options {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut kind = None;
+        let mut actions: Option<(Ident, Vec<LitStr>)> = None;
+        let mut permissions = None;
+        let mut id = None;
+        let mut load = None;
+        let mut state = None;
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            input.parse::<Token![=]>()?;
+            let duplicate = || syn::Error::new(key.span(), format!("`{key}` is given twice"));
+            match key.to_string().as_str() {
+                "kind" => {
+                    let value: LitStr = input.parse()?;
+                    if value.value().trim().is_empty() {
+                        return Err(syn::Error::new(value.span(), "`kind` must not be empty"));
+                    }
+                    if kind.replace(value).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "actions" => {
+                    let list = string_list(input, &key)?;
+                    if actions.replace((key.clone(), list)).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "permissions" => {
+                    if permissions.replace(string_list(input, &key)?).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "id" => {
+                    let value: LitStr = input.parse()?;
+                    if id.replace(value).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "load" => {
+                    if load.replace(input.parse::<Path>()?).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                "state" => {
+                    if state.replace(input.parse::<Type>()?).is_some() {
+                        return Err(duplicate());
+                    }
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("unknown option `{other}`: expected one of {OPTIONS}"),
+                    ));
+                }
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        let kind = kind.ok_or_else(|| {
+            syn::Error::new(
+                Span::call_site(),
+                "missing `kind = \"...\"`: the kind of the resource to check",
+            )
+        })?;
+        let actions = match actions {
+            None => {
+                return Err(syn::Error::new(
+                    Span::call_site(),
+                    "missing `actions = [\"...\"]`: the actions that must be allowed",
+                ));
+            }
+            Some((key, list)) if list.is_empty() => {
+                return Err(syn::Error::new(
+                    key.span(),
+                    "`actions` needs at least one action that must be allowed",
+                ));
+            }
+            Some((_, list)) => list,
+        };
+        Ok(Options {
+            kind,
+            actions,
+            permissions: permissions.unwrap_or_default(),
+            id,
+            load,
+            state,
+        })
+    }
+}
+
+/// Authorizes an axum handler with Cerbos before its body runs; see
+/// `cerbos_axum::authorize`.
+#[proc_macro_attribute]
+pub fn axum_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = parse_macro_input!(attr as Options);
+    let function = parse_macro_input!(item as ItemFn);
+    expand_axum(options, function)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+fn expand_axum(options: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
+    if function.sig.asyncness.is_none() {
+        return Err(syn::Error::new_spanned(
+            function.sig.fn_token,
+            "#[authorize] goes on an `async fn` handler",
+        ));
+    }
+    if let Some(receiver) = function.sig.receiver() {
+        return Err(syn::Error::new_spanned(
+            receiver,
+            "#[authorize] goes on a free `async fn` handler, not a method",
+        ));
+    }
+    let Options {
+        kind,
+        actions,
+        permissions,
+        id,
+        load,
+        state,
+    } = options;
+    let marker = format_ident!("__cerbos_authorize_{}", function.sig.ident);
+    let vis = &function.vis;
+    let id = match id {
+        Some(id) => quote!(::core::option::Option::Some(#id)),
+        None => quote!(::core::option::Option::None),
+    };
+    let (generics, state_ty) = match &state {
+        Some(ty) => (quote!(), quote!(#ty)),
+        None => (
+            quote!(<__S: ::core::marker::Send + ::core::marker::Sync>),
+            quote!(__S),
+        ),
+    };
+    let load_body = match (&load, &state) {
+        (Some(load), Some(_)) => quote!(#load(resource, state)),
+        (Some(load), None) => quote!({
+            let _ = state;
+            #load(resource)
+        }),
+        (None, _) => quote!({
+            let _ = state;
+            ::core::future::ready(::core::result::Result::Ok(::core::option::Option::Some(
+                resource,
+            )))
+        }),
+    };
+    let spec = quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis struct #marker;
+
+        impl #generics ::cerbos_axum::__private::Spec<#state_ty> for #marker {
+            const KIND: &'static str = #kind;
+            const ACTIONS: &'static [&'static str] = &[#(#actions),*];
+            const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
+            const ID_PARAM: ::core::option::Option<&'static str> = #id;
+
+            fn load(
+                resource: ::cerbos_axum::Resource,
+                state: &#state_ty,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<
+                    ::core::option::Option<::cerbos_axum::Resource>,
+                    ::cerbos_axum::ResolveError,
+                >,
+            > + ::core::marker::Send {
+                #load_body
+            }
+        }
+    };
+    let guard: syn::FnArg = syn::parse_quote!(_: ::cerbos_axum::Authorized<#marker>);
+    function.sig.inputs.insert(0, guard);
+    Ok(quote! {
+        #spec
+        #function
+    })
+}

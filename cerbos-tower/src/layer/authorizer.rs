@@ -1,0 +1,229 @@
+//! [`Authorizer`]: the layer's checks, for code outside the layer (a
+//! handler that decides with data only it has, a framework adapter).
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use bytes::Bytes;
+use http::{Response, request::Parts};
+
+use super::{
+    ActionSpec, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection, RejectionKind,
+    config::Shared,
+    future::{begin_check, bypassed, finish_check, internal_error, request_id, resolver_rejection},
+};
+use crate::{AuxData, Principal, Resource};
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The resolved principal of a request, ready for checks: the principal,
+/// the aux data (bearer token) and the request id.
+#[derive(Clone)]
+pub struct Subject {
+    principal: Principal,
+    aux_data: Option<AuxData>,
+    request_id: String,
+}
+
+impl Subject {
+    /// The principal.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The request id sent to the PDP with every check.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+}
+
+impl fmt::Debug for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subject")
+            .field("principal", &self.principal)
+            .field("aux_data", &self.aux_data)
+            .field("request_id", &self.request_id)
+            .finish()
+    }
+}
+
+trait Erased: Send + Sync + 'static {
+    fn subject<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Subject, Rejection>>;
+    fn check(
+        &self,
+        subject: &Subject,
+        resource: Resource,
+        actions: Arc<[ActionSpec]>,
+    ) -> BoxFuture<'static, Result<Decision, Rejection>>;
+    fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes>;
+}
+
+impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
+    fn subject<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, Result<Subject, Rejection>> {
+        let principal = self.principal.resolve_principal(parts);
+        Box::pin(async move {
+            let principal = principal
+                .await
+                .map_err(|err| resolver_rejection(err, "principal"))?;
+            let aux_data = self
+                .principal
+                .aux_data(parts)
+                .map_err(|err| resolver_rejection(err, "principal"))?;
+            Ok(Subject {
+                principal,
+                aux_data,
+                request_id: request_id(parts),
+            })
+        })
+    }
+
+    fn check(
+        &self,
+        subject: &Subject,
+        resource: Resource,
+        actions: Arc<[ActionSpec]>,
+    ) -> BoxFuture<'static, Result<Decision, Rejection>> {
+        let request_id = subject.request_id.clone();
+        if self.bypass {
+            let decision = bypassed(&resource, &actions, request_id);
+            return Box::pin(std::future::ready(Ok(decision)));
+        }
+        let (fut, pending) = begin_check(
+            &self.pdp,
+            subject.principal.clone(),
+            subject.aux_data.clone(),
+            resource,
+            actions,
+            request_id,
+        );
+        Box::pin(async move {
+            let answer = fut.await;
+            finish_check(pending, answer).map(|(decision, _)| decision)
+        })
+    }
+
+    fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
+        Shared::render(self, rejection, parts)
+    }
+}
+
+/// A handle on a [`Cerbos`] for checks made outside the layer, with the
+/// same PDP, principal resolver, fail-closed rules, bypass and rejection
+/// responses. Cheap to clone; its type does not depend on the PDP or the
+/// resolver, so it fits in application state.
+///
+/// ```
+/// # use cerbos_tower::{Error, CheckResourcesResponse, CheckResources, Resource, Principal};
+/// # use cerbos_tower::layer::{Cerbos, Reason};
+/// # async fn run() {
+/// # let pdp = |_: CheckResources| async { Err::<CheckResourcesResponse, _>(Error::Timeout(Default::default())) };
+/// let authorizer = Cerbos::builder(pdp).build().unwrap().authorizer();
+///
+/// let (mut parts, ()) = http::Request::new(()).into_parts();
+/// parts.extensions.insert(Principal::new("2", ["user"]));
+/// let subject = authorizer.subject(&parts).await.unwrap();
+/// // All actions in one PDP call; this PDP is down, so nothing is allowed.
+/// let decision = authorizer.check(&subject, Resource::new("contact", "1"), ["read", "update"]).await;
+/// assert_eq!(decision.reason(), Reason::Unreachable);
+/// assert!(!decision.permissions().is_allowed("read"));
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Authorizer {
+    inner: Arc<dyn Erased>,
+}
+
+impl fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authorizer").finish_non_exhaustive()
+    }
+}
+
+impl<P: Pdp, R: PrincipalResolver> Cerbos<P, R> {
+    /// A type-erased handle for checks outside the layer.
+    pub fn authorizer(&self) -> Authorizer {
+        Authorizer {
+            inner: self.shared.clone(),
+        }
+    }
+}
+
+impl Authorizer {
+    /// Resolves the principal of a request (401 and the like as a
+    /// [`Rejection`]).
+    pub async fn subject(&self, parts: &Parts) -> Result<Subject, Rejection> {
+        self.inner.subject(parts).await
+    }
+
+    /// Checks `actions` on `resource` for `subject` in one PDP call. The
+    /// decision is allowed only if every action is; its
+    /// [`permissions`](Decision::permissions) tell them apart. A PDP that
+    /// cannot be asked gives a [`Reason::Unreachable`] decision.
+    pub async fn check<A: Into<Arc<str>>>(
+        &self,
+        subject: &Subject,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Decision {
+        match self.require(subject, resource, actions).await {
+            Ok(decision) => decision,
+            Err(rejection) => match rejection.decision {
+                Some(decision) => *decision,
+                None => Decision {
+                    reason: Reason::Denied,
+                    resource_kind: String::new(),
+                    resource_id: String::new(),
+                    actions: Vec::new(),
+                    cerbos_call_id: String::new(),
+                    request_id: subject.request_id.clone(),
+                },
+            },
+        }
+    }
+
+    /// Like [`check`](Self::check), but anything other than "every action
+    /// allowed" is the [`Rejection`] the layer would have made (403, 503
+    /// if so configured, 401 for a bearer token the PDP refused).
+    pub async fn require<A: Into<Arc<str>>>(
+        &self,
+        subject: &Subject,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Decision, Rejection> {
+        self.authorize(subject, resource, actions, std::iter::empty::<&str>())
+            .await
+    }
+
+    /// Checks `required` and `extra` actions on `resource` in one PDP
+    /// call, as the layer does: the decision if every required action is
+    /// allowed (its [`permissions`](Decision::permissions) include the
+    /// extra actions), the [`Rejection`] otherwise.
+    pub async fn authorize<A: Into<Arc<str>>, E: Into<Arc<str>>>(
+        &self,
+        subject: &Subject,
+        resource: Resource,
+        required: impl IntoIterator<Item = A>,
+        extra: impl IntoIterator<Item = E>,
+    ) -> Result<Decision, Rejection> {
+        let mut specs: Vec<ActionSpec> = Vec::new();
+        let required = required.into_iter().map(|a| (a.into(), true));
+        for (action, required) in required.chain(extra.into_iter().map(|a| (a.into(), false))) {
+            if !specs.iter().any(|s| s.action == action) {
+                specs.push(ActionSpec { action, required });
+            }
+        }
+        if !specs.iter().any(|s| s.required) || specs.iter().any(|s| s.action.trim().is_empty()) {
+            let mut rejection =
+                internal_error("a check needs at least one required, non-empty action");
+            rejection.kind = RejectionKind::Denied;
+            rejection.status = http::StatusCode::FORBIDDEN;
+            return Err(rejection);
+        }
+        self.inner.check(subject, resource, specs.into()).await
+    }
+
+    /// The response for `rejection`: the custom rejection handler's, or
+    /// the default one.
+    pub fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
+        self.inner.render(rejection, parts)
+    }
+}
