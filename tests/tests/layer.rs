@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::contacts::*;
+
 use std::{
-    collections::HashMap,
     convert::Infallible,
     sync::{
         Arc,
@@ -24,7 +25,7 @@ use cerbos_proto::grpc::health::v1::{
 };
 use cerbos_testkit::Pdp as TestPdp;
 use cerbos_tower::{
-    CheckResources, Client, Principal, Resource,
+    CheckResources, Client, Resource,
     layer::{
         Actions, BearerJwt, Cerbos, Decision, Pdp, PermissionMap, PrincipalResolver, Reason,
         ResolveError, ResourceFromPath, ResourceResolver,
@@ -32,116 +33,6 @@ use cerbos_tower::{
 };
 use http::{Method, Request, Response, StatusCode, request::Parts};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
-
-// ---------------------------------------------------------------------------
-// The contact directory: users, contacts, and what the policy says.
-
-#[derive(Clone, Debug)]
-struct User {
-    id: &'static str,
-    name: &'static str,
-    role: &'static str,
-    department: &'static str,
-}
-
-const USERS: [User; 4] = [
-    User {
-        id: "1",
-        name: "alice",
-        role: "admin",
-        department: "IT",
-    },
-    User {
-        id: "2",
-        name: "john",
-        role: "user",
-        department: "Sales",
-    },
-    User {
-        id: "3",
-        name: "sarah",
-        role: "user",
-        department: "Sales",
-    },
-    User {
-        id: "4",
-        name: "geri",
-        role: "user",
-        department: "Marketing",
-    },
-];
-
-#[derive(Clone, Debug)]
-struct Contact {
-    owner_id: String,
-    is_active: bool,
-    marketing_opt_in: bool,
-}
-
-type Db = Arc<HashMap<String, Contact>>;
-
-/// `n` contacts with ids 1..=n and pseudo-random owners and flags.
-fn contacts(n: u64, seed: u64) -> Db {
-    let mut rng = Rng(seed);
-    Arc::new(
-        (1..=n)
-            .map(|id| {
-                let contact = Contact {
-                    owner_id: (1 + rng.below(4)).to_string(),
-                    is_active: rng.below(2) == 0,
-                    marketing_opt_in: rng.below(2) == 0,
-                };
-                (id.to_string(), contact)
-            })
-            .collect(),
-    )
-}
-
-/// What `policies/contact.yaml` decides, written independently.
-fn expected(user: &User, contact: &Contact, action: &str) -> bool {
-    if user.role == "admin" {
-        return true;
-    }
-    let owner = contact.owner_id == user.id;
-    match action {
-        "create" => user.department == "Sales",
-        "read" => {
-            owner
-                || (contact.is_active
-                    && (user.department == "Sales"
-                        || (user.department == "Marketing" && contact.marketing_opt_in)))
-        }
-        "update" | "delete" => owner,
-        _ => false,
-    }
-}
-
-fn user_by_name(name: &str) -> Option<&'static User> {
-    USERS.iter().find(|u| u.name == name)
-}
-
-/// The principal named by the `x-user` header; unknown or missing: 401.
-fn principal_from_header(parts: &Parts) -> std::future::Ready<Result<Principal, ResolveError>> {
-    let user = parts
-        .headers
-        .get("x-user")
-        .and_then(|v| v.to_str().ok())
-        .and_then(user_by_name);
-    std::future::ready(match user {
-        Some(u) => Ok(Principal::new(u.id, [u.role]).with_attr("department", u.department)),
-        None => Err(ResolveError::unauthenticated("unknown user")),
-    })
-}
-
-/// The contact with the given id, with its row as attributes.
-fn load_contact(db: &Db, resource: Resource) -> Result<Option<Resource>, ResolveError> {
-    Ok(db.get(resource.id()).map(|c| {
-        resource
-            .with_attr("owner_id", c.owner_id.as_str())
-            .with_attr("is_active", c.is_active)
-            .with_attr("marketing_opt_in", c.marketing_opt_in)
-    }))
-}
 
 /// The contact whose id is the path parameter, loaded from `db`.
 fn contact_from_path(db: Db) -> impl ResourceResolver {
@@ -175,17 +66,6 @@ fn counting(client: Client) -> (impl Pdp, Arc<AtomicUsize>) {
         client.check(request)
     };
     (pdp, calls)
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 // ---------------------------------------------------------------------------

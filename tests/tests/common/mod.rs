@@ -2,6 +2,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod contacts;
+
 use std::{path::PathBuf, sync::OnceLock};
 
 use cerbos_testkit::Pdp;

@@ -1,0 +1,8 @@
+//! `#[authorize]` misuse is a compile error with a clear message.
+
+#[test]
+fn attribute_misuse_does_not_compile() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass.rs");
+    t.compile_fail("tests/ui/fail_*.rs");
+}

@@ -1,0 +1,6 @@
+use cerbos_axum::authorize;
+
+#[authorize(actions = ["read"])]
+async fn handler() {}
+
+fn main() {}
