@@ -166,7 +166,7 @@ fn contact(n: u64) -> Resource {
 }
 
 fn end_to_end(c: &mut Criterion) {
-    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/policies");
+    let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -131,8 +131,42 @@ impl Parse for Options {
     }
 }
 
-/// Authorizes an axum handler with Cerbos before its body runs; see
-/// `cerbos_axum::authorize`.
+/// Authorizes an axum handler with Cerbos before anything else runs.
+///
+/// ```text
+/// #[authorize(
+///     kind = "contact",                   // required: the resource kind
+///     actions = ["read"],                 // required: all must be allowed
+///     permissions = ["update", "delete"], // optional: extra PermissionMap actions
+///     id = "id",                          // optional: the path parameter with the id
+///                                         //   (default: `id`, or the only parameter)
+///     load = load_contact,                // optional: async fn completing the resource
+///     state = AppState,                   // optional: the router state type
+/// )]
+/// async fn show(permissions: PermissionMap) -> String { ... }
+/// ```
+///
+/// The attribute puts a `cerbos_axum::Authorized<_>` extractor first in
+/// the handler's arguments. It resolves the principal (with the
+/// [`Cerbos`] the `Authorizer` in the router state was made from), takes
+/// the id from the route's path parameter, calls the loader, and asks the
+/// PDP about every action in one `CheckResources` call, all before the
+/// handler's other extractors run. It rejects exactly like the layer (401,
+/// 404, 403, 503 if so configured, or the custom rejection handler's
+/// response). When the request is allowed, the `Decision`, `PermissionMap`,
+/// `Principal` and `Resource` are in the request extensions, so the
+/// handler can take them as arguments.
+///
+/// The router state must give an `Authorizer` (`Authorizer: FromRef<S>`).
+/// The loader is `async fn(Resource) -> Result<Option<Resource>,
+/// ResolveError>`, or with `state = S`, `async fn(Resource, &S) -> …`.
+/// `Ok(None)` is a 404.
+///
+/// Misuse is a compile error that says what is wrong: an unknown or
+/// repeated option, a missing `kind` or `actions`, an empty action, a
+/// handler that is not an `async fn`.
+///
+/// [`Cerbos`]: https://docs.rs/cerbos-tower
 #[proc_macro_attribute]
 pub fn axum_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as Options);

@@ -269,6 +269,22 @@ impl CompileReport {
     }
 }
 
+/// The PDP for an example or a local run: the one at `CERBOS_ADDR` when
+/// that variable is set (`http://host:port` or `unix:/path`), otherwise a
+/// new one started with the policies in `policy_dir` (installed on first
+/// use). Returns the started PDP, if any (keep it alive: it is killed on
+/// drop), and the gRPC endpoint to connect to.
+pub fn pdp_from_env_or_start(policy_dir: impl Into<PathBuf>) -> Result<(Option<Pdp>, String)> {
+    match std::env::var("CERBOS_ADDR") {
+        Ok(addr) if !addr.trim().is_empty() => Ok((None, addr)),
+        _ => {
+            let pdp = Pdp::start(policy_dir)?;
+            let endpoint = pdp.grpc_endpoint();
+            Ok((Some(pdp), endpoint))
+        }
+    }
+}
+
 /// Runs `cerbos compile` on `policy_dir`: compiles the policies and runs
 /// their `*_test.yaml` tests.
 pub fn compile(policy_dir: impl AsRef<Path>) -> Result<CompileReport> {

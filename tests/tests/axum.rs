@@ -173,7 +173,7 @@ fn perms(user: &User, contact: &Contact) -> String {
 async fn guards_extractors_attribute_and_in_handler_checks() {
     let db = contacts(10, 3);
     let app = app(
-        &cerbos_for(&common::shared_pdp().grpc_endpoint()),
+        &cerbos_for(&common::contact_pdp().grpc_endpoint()),
         db.clone(),
     );
     for user in &USERS {
@@ -247,7 +247,7 @@ async fn guards_extractors_attribute_and_in_handler_checks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejection_statuses_and_missing_layer() {
     let db = contacts(10, 3);
-    let app = app(&cerbos_for(&common::shared_pdp().grpc_endpoint()), db);
+    let app = app(&cerbos_for(&common::contact_pdp().grpc_endpoint()), db);
     for path in [
         "/api/contacts/1",
         "/attr/contacts/1",

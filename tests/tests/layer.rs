@@ -1,5 +1,5 @@
 //! The tower layer against the real PDP, with the contact-directory
-//! policies (`policies/contact.yaml`): through an axum router, a tonic gRPC
+//! policies (`examples/policies/contact.yaml`): through an axum router, a tonic gRPC
 //! server and a plain `service_fn`; 10,000 randomized requests compared
 //! with the policy's expected decisions; one PDP call per request; faults.
 
@@ -138,7 +138,7 @@ fn expected_permissions(user: &User, contact: &Contact) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_router_every_user_contact_and_method() {
     let db = contacts(12, 7);
-    let (pdp, calls) = counting(common::client());
+    let (pdp, calls) = counting(common::contact_client());
     let cerbos = Cerbos::builder(pdp)
         .principal(principal_from_header)
         .build()
@@ -220,7 +220,7 @@ async fn ten_thousand_random_requests_match_the_policy() {
     const TASKS: u64 = 32;
     const PER_TASK: u64 = 10_000 / TASKS + 1;
     let db = contacts(60, 42);
-    let (pdp, calls) = counting(common::client());
+    let (pdp, calls) = counting(common::contact_client());
     let cerbos = Cerbos::builder(pdp)
         .principal(principal_from_header)
         .build()
@@ -290,7 +290,7 @@ async fn ten_thousand_random_requests_match_the_policy() {
 /// number of actions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_check_resources_call_on_the_wire_per_request() {
-    let pdp = TestPdp::builder(common::policy_dir())
+    let pdp = TestPdp::builder(common::contact_policy_dir())
         .log_level("info")
         .start()
         .unwrap();
@@ -382,7 +382,7 @@ impl Health for Serving {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tonic_server_protected_by_the_layer() {
     let db = contacts(12, 7);
-    let (pdp, calls) = counting(common::client());
+    let (pdp, calls) = counting(common::contact_client());
     let cerbos = Cerbos::builder(pdp)
         .principal(principal_from_header)
         .build()
@@ -451,7 +451,7 @@ async fn tonic_server_protected_by_the_layer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_service_fn_protected_by_the_layer() {
     let db = contacts(12, 7);
-    let cerbos = Cerbos::builder(common::client())
+    let cerbos = Cerbos::builder(common::contact_client())
         .principal(principal_from_header)
         .build()
         .unwrap();
@@ -602,7 +602,7 @@ fn fault_app(endpoint: &str, timeout: Duration, connect_timeout: Duration) -> (R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
     const TIMEOUT: Duration = Duration::from_millis(500);
-    let mut pdp = TestPdp::start(common::policy_dir()).unwrap();
+    let mut pdp = TestPdp::start(common::contact_policy_dir()).unwrap();
     let (app, denied) = fault_app(&pdp.grpc_endpoint(), TIMEOUT, Duration::from_millis(250));
 
     // Up: exact decisions.

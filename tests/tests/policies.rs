@@ -8,4 +8,7 @@ fn shipped_policies_compile_and_their_tests_pass() {
     cerbos_testkit::compile(common::policy_dir())
         .expect("cerbos compile runs")
         .assert_ok();
+    cerbos_testkit::compile(common::contact_policy_dir())
+        .expect("cerbos compile runs")
+        .assert_ok();
 }

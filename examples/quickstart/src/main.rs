@@ -6,25 +6,17 @@
 
 use std::path::PathBuf;
 
-use cerbos_testkit::Pdp;
 use cerbos_tower::{CheckResources, Client, PlanFilter, PlanResources, Principal, Resource};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies");
+    println!(
+        "using the PDP at CERBOS_ADDR, or starting one with the policies in {}",
+        policies.display()
+    );
     // Keep the PDP alive until the end of main: it is killed on drop.
-    let (_pdp, endpoint) = match std::env::var("CERBOS_ADDR") {
-        Ok(addr) => (None, addr),
-        Err(_) => {
-            println!(
-                "starting the Cerbos PDP with the policies in {}",
-                policies.display()
-            );
-            let pdp = Pdp::start(&policies)?;
-            let endpoint = pdp.grpc_endpoint();
-            (Some(pdp), endpoint)
-        }
-    };
+    let (_pdp, endpoint) = cerbos_testkit::pdp_from_env_or_start(&policies)?;
     let client = Client::builder(&endpoint).connect().await?;
     println!(
         "connected to Cerbos {} at {endpoint}\n",

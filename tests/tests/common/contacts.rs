@@ -1,4 +1,4 @@
-//! The contact directory of `policies/contact.yaml`: users, contacts, what
+//! The contact directory of `examples/policies/contact.yaml`: users, contacts, what
 //! the policy decides (written independently), and resolvers.
 
 use std::{collections::HashMap, sync::Arc};
@@ -67,7 +67,7 @@ pub fn contacts(n: u64, seed: u64) -> Db {
     )
 }
 
-/// What `policies/contact.yaml` decides, written independently.
+/// What `examples/policies/contact.yaml` decides, written independently.
 pub fn expected(user: &User, contact: &Contact, action: &str) -> bool {
     if user.role == "admin" {
         return true;

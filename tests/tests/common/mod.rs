@@ -14,15 +14,40 @@ pub fn policy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies")
 }
 
+/// The contact-directory policies of the examples (`examples/policies`).
+pub fn contact_policy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
+}
+
+/// A PDP of the contact-directory policies shared by the tests of one
+/// binary (killed when the process exits).
+pub fn contact_pdp() -> &'static Pdp {
+    static PDP: OnceLock<Pdp> = OnceLock::new();
+    started(&PDP, contact_policy_dir())
+}
+
+/// A client of `contact_pdp()`, for the current runtime.
+pub fn contact_client() -> Client {
+    client_of(contact_pdp())
+}
+
 /// The PDP shared by the tests of one binary (killed when the process exits).
 pub fn shared_pdp() -> &'static Pdp {
     static PDP: OnceLock<Pdp> = OnceLock::new();
-    PDP.get_or_init(|| Pdp::start(policy_dir()).expect("the real Cerbos PDP starts"))
+    started(&PDP, policy_dir())
 }
 
 /// A client of the shared PDP, for the current runtime.
 pub fn client() -> Client {
-    Client::builder(shared_pdp().grpc_endpoint())
+    client_of(shared_pdp())
+}
+
+fn started(cell: &'static OnceLock<Pdp>, policies: PathBuf) -> &'static Pdp {
+    cell.get_or_init(|| Pdp::start(policies).expect("the real Cerbos PDP starts"))
+}
+
+fn client_of(pdp: &Pdp) -> Client {
+    Client::builder(pdp.grpc_endpoint())
         .build()
         .expect("client builds")
 }
