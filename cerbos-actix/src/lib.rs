@@ -1,6 +1,25 @@
-//! Cerbos authorization for actix, built on `cerbos-tower`.
-//!
-//! Not implemented yet: this crate only reserves its place in the
-//! workspace. Until it lands, use [`cerbos_tower::Client`] directly.
+#![doc = include_str!("../README.md")]
 
-pub use cerbos_tower;
+mod authorize;
+mod resolve;
+
+pub use authorize::{
+    Authorization, Authorized, Authz, CerbosGuard, CerbosGuardService, CerbosRejection,
+};
+pub use cerbos_macros::actix_authorize as authorize;
+pub use cerbos_tower::{
+    self, Client, Principal, Resource,
+    layer::{
+        Actions, BearerJwt, Cerbos, Decision, MissingAuthorization, PermissionMap, Reason,
+        Rejection, RejectionKind, ResolveError,
+    },
+};
+pub use resolve::{PathResource, PrincipalFromExtensions, PrincipalResolver, ResourceResolver};
+
+/// Used by the code `#[authorize]` generates.
+#[doc(hidden)]
+pub mod __private {
+    pub use actix_web::HttpRequest;
+
+    pub use crate::authorize::Spec;
+}

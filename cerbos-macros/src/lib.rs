@@ -171,12 +171,57 @@ impl Parse for Options {
 pub fn axum_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as Options);
     let function = parse_macro_input!(item as ItemFn);
-    expand_axum(options, function)
+    expand(Framework::Axum, options, function)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
 
-fn expand_axum(options: Options, mut function: ItemFn) -> syn::Result<TokenStream2> {
+/// Authorizes an actix-web handler with Cerbos before its body runs.
+///
+/// ```text
+/// #[authorize(
+///     kind = "contact",                   // required: the resource kind
+///     actions = ["read"],                 // required: all must be allowed
+///     permissions = ["update", "delete"], // optional: extra PermissionMap actions
+///     id = "id",                          // optional: the path parameter with the id
+///     load = load_contact,                // optional: async fn(Resource, HttpRequest)
+///                                         //   -> Result<Option<Resource>, ResolveError>
+/// )]
+/// async fn show(permissions: PermissionMap) -> String { ... }
+/// ```
+///
+/// The attribute puts a `cerbos_actix::Authorized<_>` extractor first in
+/// the handler's arguments. It resolves the principal with the
+/// `cerbos_actix::Authorization` registered in the app data, takes the id
+/// from `match_info`, calls the loader (which reads app data such as a
+/// database pool from the request), and asks the PDP about every action in
+/// one `CheckResources` call. The handler body runs only when the request
+/// is allowed. Rejections are those of the middleware. The `Decision`,
+/// `PermissionMap`, `Principal` and `Resource` are then in the request
+/// extensions, so the handler can take them as arguments.
+///
+/// Misuse is a compile error that says what is wrong, as for axum; `state`
+/// is axum-only.
+#[proc_macro_attribute]
+pub fn actix_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let options = parse_macro_input!(attr as Options);
+    let function = parse_macro_input!(item as ItemFn);
+    expand(Framework::Actix, options, function)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Framework {
+    Axum,
+    Actix,
+}
+
+fn expand(
+    framework: Framework,
+    options: Options,
+    mut function: ItemFn,
+) -> syn::Result<TokenStream2> {
     if function.sig.asyncness.is_none() {
         return Err(syn::Error::new_spanned(
             function.sig.fn_token,
@@ -203,6 +248,72 @@ fn expand_axum(options: Options, mut function: ItemFn) -> syn::Result<TokenStrea
         Some(id) => quote!(::core::option::Option::Some(#id)),
         None => quote!(::core::option::Option::None),
     };
+    if framework == Framework::Actix {
+        if let Some(state) = &state {
+            return Err(syn::Error::new_spanned(
+                state,
+                "`state` is for axum: with actix-web the loader gets the `HttpRequest` \
+                 (read app data such as a pool with `req.app_data()`)",
+            ));
+        }
+        let load_body = match &load {
+            Some(load) => quote!(#load(resource, req)),
+            None => quote!({
+                let _ = req;
+                ::core::future::ready(::core::result::Result::Ok(::core::option::Option::Some(
+                    resource,
+                )))
+            }),
+        };
+        let spec = quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            #vis struct #marker;
+
+            impl ::cerbos_actix::__private::Spec for #marker {
+                const KIND: &'static str = #kind;
+                const ACTIONS: &'static [&'static str] = &[#(#actions),*];
+                const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
+                const ID_PARAM: ::core::option::Option<&'static str> = #id;
+
+                fn load(
+                    resource: ::cerbos_actix::Resource,
+                    req: ::cerbos_actix::__private::HttpRequest,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<
+                        ::core::option::Option<::cerbos_actix::Resource>,
+                        ::cerbos_actix::ResolveError,
+                    >,
+                > + 'static {
+                    #load_body
+                }
+            }
+        };
+        // actix polls a handler's extractors together: the handler's own
+        // extractors run inside `Authorized`, after the check, so they see
+        // what it put into the extensions (and never run when it rejects).
+        let mut pats = Vec::new();
+        let mut tys = Vec::new();
+        for input in &function.sig.inputs {
+            if let syn::FnArg::Typed(arg) = input {
+                pats.push(arg.pat.clone());
+                tys.push(arg.ty.clone());
+            }
+        }
+        let args: syn::FnArg = syn::parse_quote!(
+            __cerbos_args: ::cerbos_actix::Authorized<#marker, (#(#tys,)*)>
+        );
+        function.sig.inputs = std::iter::once(args).collect();
+        let body = &function.block;
+        function.block = syn::parse_quote!({
+            let (#(#pats,)*) = __cerbos_args.into_inner();
+            #body
+        });
+        return Ok(quote! {
+            #spec
+            #function
+        });
+    }
     let (generics, state_ty) = match &state {
         Some(ty) => (quote!(), quote!(#ty)),
         None => (

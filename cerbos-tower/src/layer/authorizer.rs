@@ -148,6 +148,47 @@ impl<P: Pdp, R: PrincipalResolver> Cerbos<P, R> {
 }
 
 impl Authorizer {
+    /// A subject from a principal resolved elsewhere (by a framework
+    /// adapter), with optional aux data, and the request id to send (a new
+    /// one when `request_id` is not 1 to 128 visible ASCII characters).
+    pub fn subject_from(
+        &self,
+        principal: Principal,
+        aux_data: Option<AuxData>,
+        request_id: Option<&str>,
+    ) -> Subject {
+        Subject {
+            principal,
+            aux_data,
+            request_id: super::future::valid_request_id(request_id),
+        }
+    }
+
+    /// Checks the actions of `actions` for `method` on `resource`, as the
+    /// layer does for a route: the decision if every required action is
+    /// allowed, the [`Rejection`] otherwise (a method without actions is
+    /// denied without asking the PDP).
+    pub async fn authorize_actions(
+        &self,
+        subject: &Subject,
+        resource: Resource,
+        method: &http::Method,
+        actions: &super::ActionSet,
+    ) -> Result<Decision, Rejection> {
+        let Some(specs) = actions.0.for_method(method) else {
+            tracing::error!(
+                %method,
+                kind = resource.kind(),
+                "no actions for this method: denied without asking the PDP"
+            );
+            let mut rejection = internal_error("no actions for this method");
+            rejection.kind = RejectionKind::Denied;
+            rejection.status = http::StatusCode::FORBIDDEN;
+            return Err(rejection);
+        };
+        self.inner.check(subject, resource, specs.clone()).await
+    }
+
     /// Resolves the principal of a request (401 and the like as a
     /// [`Rejection`]).
     pub async fn subject(&self, parts: &Parts) -> Result<Subject, Rejection> {

@@ -328,6 +328,12 @@ impl Actions {
         self
     }
 
+    /// Checks the actions (at least one required, no empty name) and
+    /// compiles them for [`Authorizer::authorize_actions`](super::Authorizer::authorize_actions).
+    pub fn build(self) -> Result<ActionSet> {
+        self.compile().map(ActionSet)
+    }
+
     fn compile(self) -> Result<RouteActions> {
         let check = |action: &String| {
             if action.trim().is_empty() {
@@ -390,6 +396,10 @@ impl<A: Into<String>> From<Vec<A>> for Actions {
         Actions::require(actions)
     }
 }
+
+/// Validated [`Actions`], made by [`Actions::build`].
+#[derive(Clone, Debug)]
+pub struct ActionSet(pub(crate) RouteActions);
 
 /// One action to check for a route.
 #[derive(Clone, Debug)]

@@ -54,6 +54,10 @@ pub(crate) struct ActionOutcome {
 /// Inserted into the request extensions (together with a [`PermissionMap`])
 /// before the inner service runs, and carried by
 /// the [`Rejection`](super::Rejection) of a denied or unreachable check.
+///
+/// With the `axum` feature it is an axum extractor (and `Option<Decision>`
+/// one); on a route the layer does not protect it answers 500, with a body
+/// that says which layer to add.
 #[derive(Clone, PartialEq)]
 pub struct Decision {
     pub(crate) reason: Reason,
@@ -165,6 +169,10 @@ impl fmt::Debug for ActionsDebug<'_> {
 ///
 /// Keys are the bare action names. An action that was not checked is not
 /// allowed. Serializes as a JSON object `{"read": true, "delete": false}`.
+///
+/// With the `axum` feature it is an axum extractor (and
+/// `Option<PermissionMap>` one); on a route the layer does not protect it
+/// answers 500, with a body that says which layer to add.
 ///
 /// ```
 /// # use cerbos_tower::layer::PermissionMap;

@@ -308,11 +308,17 @@ pub(crate) fn bypassed(
 /// The request id for the PDP: the request's `x-request-id` if it is a
 /// reasonable one (1 to 128 visible ASCII characters), else a new one.
 pub(crate) fn request_id(parts: &Parts) -> String {
-    parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+    valid_request_id(
+        parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// `id` if it is 1 to 128 visible ASCII characters, else a new id.
+pub(crate) fn valid_request_id(id: Option<&str>) -> String {
+    id.filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(crate::client::new_request_id, str::to_owned)
 }
 

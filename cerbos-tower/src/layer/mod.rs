@@ -114,7 +114,6 @@ mod authorizer;
 mod body;
 mod config;
 mod decision;
-#[cfg(feature = "axum")]
 mod extract;
 mod future;
 mod pdp;
@@ -125,10 +124,8 @@ mod service;
 pub use authorizer::{Authorizer, Subject};
 pub use body::ResponseBody;
 pub(crate) use config::ActionSpec;
-pub use config::{ALLOW_BYPASS_ENV, Actions, Cerbos, CerbosBuilder, CerbosLayer};
+pub use config::{ALLOW_BYPASS_ENV, ActionSet, Actions, Cerbos, CerbosBuilder, CerbosLayer};
 pub use decision::{Decision, PermissionMap, Reason};
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use extract::MissingAuthorization;
 pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, Pdp};

@@ -233,6 +233,40 @@ impl<R> BearerJwt<R> {
         self.optional = true;
         self
     }
+
+    /// The wrapped resolver.
+    pub fn inner(&self) -> &R {
+        &self.inner
+    }
+
+    /// The aux data for a request whose `Authorization` header is `value`
+    /// (for adapters whose requests are not `http` requests).
+    pub fn aux_data_from_header(
+        &self,
+        value: Option<&[u8]>,
+    ) -> Result<Option<AuxData>, ResolveError> {
+        let Some(value) = value else {
+            return if self.optional {
+                Ok(None)
+            } else {
+                Err(ResolveError::unauthenticated("no Authorization header"))
+            };
+        };
+        let token = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ResolveError::unauthenticated("the Authorization header is not a bearer token")
+            })?;
+        let aux = AuxData::jwt(token);
+        Ok(Some(match &self.key_set_id {
+            Some(id) => aux.with_key_set_id(id.clone()),
+            None => aux,
+        }))
+    }
 }
 
 impl<R: PrincipalResolver> PrincipalResolver for BearerJwt<R> {
@@ -247,28 +281,8 @@ impl<R: PrincipalResolver> PrincipalResolver for BearerJwt<R> {
     }
 
     fn aux_data(&self, parts: &Parts) -> Result<Option<AuxData>, ResolveError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return if self.optional {
-                Ok(None)
-            } else {
-                Err(ResolveError::unauthenticated("no Authorization header"))
-            };
-        };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                ResolveError::unauthenticated("the Authorization header is not a bearer token")
-            })?;
-        let aux = AuxData::jwt(token);
-        Ok(Some(match &self.key_set_id {
-            Some(id) => aux.with_key_set_id(id.clone()),
-            None => aux,
-        }))
+        let value = parts.headers.get(header::AUTHORIZATION);
+        self.aux_data_from_header(value.map(|v| v.as_bytes()))
     }
 }
 

@@ -1,0 +1,257 @@
+//! Resolvers that read actix-web's `HttpRequest`.
+
+use std::{future::Future, rc::Rc, sync::Arc};
+
+use actix_web::{HttpMessage, HttpRequest, http::header};
+use cerbos_tower::{
+    AuxData, Principal, Resource,
+    layer::{BearerJwt, PathTemplate, ResolveError},
+};
+use futures_util::future::LocalBoxFuture;
+
+/// Finds the [`Principal`] of a request.
+///
+/// Implemented by [`PrincipalFromExtensions`], by
+/// [`BearerJwt`] around another resolver (the bearer token goes to the PDP
+/// as aux data), and by `Fn(&HttpRequest) -> impl Future<Output =
+/// Result<Principal, ResolveError>>` closures (clone what the future needs
+/// from the request; `HttpRequest` itself is cheap to clone).
+pub trait PrincipalResolver: Send + Sync + 'static {
+    /// Resolves the principal of `req`.
+    fn resolve_principal(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>>;
+
+    /// Aux data (a JWT) to send with the check.
+    fn aux_data(&self, req: &HttpRequest) -> Result<Option<AuxData>, ResolveError> {
+        let _ = req;
+        Ok(None)
+    }
+}
+
+impl<F, Fut> PrincipalResolver for F
+where
+    F: Fn(&HttpRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Principal, ResolveError>> + 'static,
+{
+    fn resolve_principal(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>> {
+        Box::pin(self(req))
+    }
+}
+
+/// The [`Principal`] your authentication middleware put into the request
+/// extensions (`req.extensions_mut().insert(principal)`). None: 401.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrincipalFromExtensions;
+
+impl PrincipalResolver for PrincipalFromExtensions {
+    fn resolve_principal(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>> {
+        let principal = req.extensions().get::<Principal>().cloned();
+        Box::pin(std::future::ready(principal.ok_or_else(|| {
+            ResolveError::unauthenticated("no Principal in the request extensions")
+        })))
+    }
+}
+
+impl<R: PrincipalResolver> PrincipalResolver for BearerJwt<R> {
+    fn resolve_principal(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>> {
+        self.inner().resolve_principal(req)
+    }
+
+    fn aux_data(&self, req: &HttpRequest) -> Result<Option<AuxData>, ResolveError> {
+        self.aux_data_from_header(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+    }
+}
+
+/// Finds the resource of a request.
+///
+/// Implemented by [`PathResource`] and by `Fn(&HttpRequest) -> impl
+/// Future<Output = Result<Resource, ResolveError>>` closures.
+pub trait ResourceResolver: 'static {
+    /// Resolves the resource of `req`.
+    fn resolve_resource(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Resource, ResolveError>>;
+}
+
+impl<F, Fut> ResourceResolver for F
+where
+    F: Fn(&HttpRequest) -> Fut + 'static,
+    Fut: Future<Output = Result<Resource, ResolveError>> + 'static,
+{
+    fn resolve_resource(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Resource, ResolveError>> {
+        Box::pin(self(req))
+    }
+}
+
+type Loader = Rc<
+    dyn Fn(
+        Resource,
+        HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Option<Resource>, ResolveError>>,
+>;
+
+/// A resource of a fixed kind whose id is a path parameter, optionally
+/// completed by a loader that reads the row (the loader gets the request,
+/// for app data such as a database pool).
+///
+/// The id comes from actix's `match_info` (the parameter `id`, the only
+/// one, or the one named with [`id_param`](Self::id_param)). A middleware
+/// on `App` or `Scope` runs before actix matches the resource, so there
+/// the parameters are not known yet: give the route [`template`](Self::template)
+/// (`/contacts/{id}`, the full path) and the id is taken from the path.
+#[derive(Clone)]
+pub struct PathResource {
+    kind: Arc<str>,
+    param: Option<Arc<str>>,
+    template: Option<PathTemplate>,
+    loader: Option<Loader>,
+}
+
+impl std::fmt::Debug for PathResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PathResource")
+            .field("kind", &self.kind)
+            .field("param", &self.param)
+            .field(
+                "template",
+                &self.template.as_ref().map(PathTemplate::as_str),
+            )
+            .field("loader", &self.loader.is_some())
+            .finish()
+    }
+}
+
+impl PathResource {
+    /// A resource of `kind`.
+    pub fn new(kind: impl Into<String>) -> Self {
+        PathResource {
+            kind: kind.into().into(),
+            param: None,
+            template: None,
+            loader: None,
+        }
+    }
+
+    /// Takes the id from the parameter `name`.
+    pub fn id_param(mut self, name: impl Into<String>) -> Self {
+        self.param = Some(name.into().into());
+        self
+    }
+
+    /// Matches the request path against `template` when actix has not
+    /// matched the route yet (middleware on `App` or `Scope`). Fails on an
+    /// invalid template.
+    pub fn template(mut self, template: &str) -> cerbos_tower::Result<Self> {
+        self.template = Some(PathTemplate::new(template)?);
+        Ok(self)
+    }
+
+    /// Completes the resource with `loader`: it returns the resource with
+    /// attributes, `Ok(None)` if it does not exist (404), or an error.
+    pub fn load<F, Fut>(mut self, loader: F) -> Self
+    where
+        F: Fn(Resource, HttpRequest) -> Fut + 'static,
+        Fut: Future<Output = Result<Option<Resource>, ResolveError>> + 'static,
+    {
+        self.loader = Some(Rc::new(move |resource, req| {
+            Box::pin(loader(resource, req))
+        }));
+        self
+    }
+}
+
+/// The resource of `kind` whose id is the path parameter `param` (or `id`,
+/// or the only one), from `match_info` or else from `template`.
+pub(crate) fn resource_from_path(
+    req: &HttpRequest,
+    kind: &str,
+    param: Option<&str>,
+    template: Option<&PathTemplate>,
+) -> Result<Resource, ResolveError> {
+    let info = req.match_info();
+    let from_info = match param {
+        Some(name) => info.get(name).map(str::to_owned),
+        None => info.get("id").map(str::to_owned).or_else(|| {
+            let mut all = info.iter();
+            match (all.next(), all.next()) {
+                (Some((_, only)), None) => Some(only.to_owned()),
+                _ => None,
+            }
+        }),
+    };
+    let id = match (from_info, template) {
+        (Some(id), _) => id,
+        (None, Some(template)) => {
+            let params = template
+                .match_path(req.path())
+                .ok_or_else(|| ResolveError::not_found("the path does not match the template"))?;
+            let name = param.unwrap_or("id");
+            params
+                .get(name)
+                .or_else(|| {
+                    params
+                        .iter()
+                        .next()
+                        .filter(|_| params.iter().count() == 1)
+                        .map(|(_, v)| v)
+                })
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    ResolveError::internal(format!("the template has no parameter {name:?}"))
+                })?
+        }
+        (None, None) => {
+            return Err(ResolveError::internal(format!(
+                "no path parameter for the {kind} id: name it {{id}} in the route, use \
+                 PathResource::id_param, or, for a middleware on App or Scope, \
+                 PathResource::template"
+            )));
+        }
+    };
+    Ok(Resource::new(kind, id))
+}
+
+impl ResourceResolver for PathResource {
+    fn resolve_resource(
+        &self,
+        req: &HttpRequest,
+    ) -> LocalBoxFuture<'static, Result<Resource, ResolveError>> {
+        let resource = resource_from_path(
+            req,
+            &self.kind,
+            self.param.as_deref(),
+            self.template.as_ref(),
+        );
+        match (resource, &self.loader) {
+            (Err(err), _) => Box::pin(std::future::ready(Err(err))),
+            (Ok(resource), None) => Box::pin(std::future::ready(Ok(resource))),
+            (Ok(resource), Some(loader)) => {
+                let loading = loader(resource, req.clone());
+                Box::pin(async move {
+                    loading
+                        .await?
+                        .ok_or_else(|| ResolveError::not_found("the loader found no resource"))
+                })
+            }
+        }
+    }
+}
