@@ -248,6 +248,12 @@ fn expand(
         Some(id) => quote!(::core::option::Option::Some(#id)),
         None => quote!(::core::option::Option::None),
     };
+    let consts = quote! {
+        const KIND: &'static str = #kind;
+        const ACTIONS: &'static [&'static str] = &[#(#actions),*];
+        const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
+        const ID_PARAM: ::core::option::Option<&'static str> = #id;
+    };
     if framework == Framework::Actix {
         if let Some(state) = &state {
             return Err(syn::Error::new_spanned(
@@ -271,10 +277,7 @@ fn expand(
             #vis struct #marker;
 
             impl ::cerbos_actix::__private::Spec for #marker {
-                const KIND: &'static str = #kind;
-                const ACTIONS: &'static [&'static str] = &[#(#actions),*];
-                const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
-                const ID_PARAM: ::core::option::Option<&'static str> = #id;
+                #consts
 
                 fn load(
                     resource: ::cerbos_actix::Resource,
@@ -340,10 +343,7 @@ fn expand(
         #vis struct #marker;
 
         impl #generics ::cerbos_axum::__private::Spec<#state_ty> for #marker {
-            const KIND: &'static str = #kind;
-            const ACTIONS: &'static [&'static str] = &[#(#actions),*];
-            const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
-            const ID_PARAM: ::core::option::Option<&'static str> = #id;
+            #consts
 
             fn load(
                 resource: ::cerbos_axum::Resource,

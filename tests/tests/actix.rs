@@ -382,3 +382,73 @@ async fn authz_without_authorization_in_app_data_is_a_500() {
     );
     let _ = Reason::Allowed;
 }
+
+/// A real `HttpServer` with two workers sharing one `Authorization` (one
+/// PDP client): concurrent requests over TCP get the policy's decisions,
+/// and every check goes through the shared client.
+#[actix_web::test]
+async fn multi_worker_server_shares_one_client() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let client = common::contact_client();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let pdp = move |request: cerbos_tower::CheckResources| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        cerbos_tower::layer::Pdp::check(&client, request)
+    };
+    let authorization =
+        Authorization::new(&Cerbos::builder(pdp).build().unwrap()).principal(principal);
+    let db = contacts(10, 3);
+    let server_db = db.clone();
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(server_db.clone()))
+            .app_data(authorization.clone())
+            .route("/attr/contacts/{id}", web::get().to(show))
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let mut expected_checks = 0;
+    let mut tasks = Vec::new();
+    for round in 0..5 {
+        for user in &USERS {
+            for (id, contact) in db.iter() {
+                let want = if expected(user, contact, "read") {
+                    200
+                } else {
+                    403
+                };
+                expected_checks += 1;
+                let request = format!(
+                    "GET /attr/contacts/{id} HTTP/1.1\r\nhost: test\r\nx-user: {}\r\nconnection: close\r\n\r\n",
+                    user.name
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                    stream.write_all(request.as_bytes()).await.unwrap();
+                    let mut answer = String::new();
+                    stream.read_to_string(&mut answer).await.unwrap();
+                    let status: u16 = answer[9..12].parse().unwrap();
+                    (round, status, want)
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        let (round, status, want) = task.await.unwrap();
+        assert_eq!(status, want, "round {round}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), expected_checks);
+    handle.stop(true).await;
+}
