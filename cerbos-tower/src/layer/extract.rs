@@ -12,7 +12,9 @@ use axum_core::{
 #[cfg(feature = "axum")]
 use http::{StatusCode, header, request::Parts};
 
+#[cfg(any(feature = "axum", feature = "actix"))]
 use super::{Decision, PermissionMap};
+#[cfg(any(feature = "axum", feature = "actix"))]
 use crate::Principal;
 
 /// The rejection of a [`PermissionMap`], [`Decision`] or [`Principal`]
