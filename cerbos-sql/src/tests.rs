@@ -242,3 +242,11 @@ fn always_allowed_and_denied() {
     nothing.apply(&mut query);
     assert!(query.to_string(SqliteQueryBuilder).ends_with("WHERE 1 = 0"));
 }
+
+#[test]
+fn translators_and_filters_can_be_shared_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<PlanToSql>();
+    send_sync::<Filter>();
+    send_sync::<Error>();
+}

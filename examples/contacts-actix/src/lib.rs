@@ -1,0 +1,162 @@
+//! The contact directory on actix-web: the same routes and rules as
+//! `contacts-axum`, each authorized by Cerbos.
+//!
+//! - `GET /contacts`: the contacts the user may `read`, filtered in SQL from
+//!   a `PlanResources` answer;
+//! - `GET /contacts/{id}`: one contact and the user's `read`/`update`/`delete`
+//!   permissions on it (one PDP call); 404 if absent, 403 if not readable;
+//! - `POST /contacts/new` (`create`), `PUT /contacts/{id}` (`update`),
+//!   `DELETE /contacts/{id}` (`delete`).
+//!
+//! Users authenticate with HTTP Basic (the password is ignored); an
+//! unknown user gets 401.
+
+use actix_web::{
+    HttpMessage, HttpRequest, HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::{StatusCode, header},
+    middleware::Next,
+    web,
+};
+use cerbos_actix::{
+    Authorization, Authz, CerbosRejection, Client, PermissionMap, Principal, ResolveError,
+    Resource, authorize, cerbos_tower::PlanResources,
+};
+use contacts_shared::{Db, NewContact};
+use serde_json::json;
+
+/// Registers the routes, the app data and authentication on `config`;
+/// `authorization` and `client` are shared by all workers.
+pub fn configure(
+    authorization: Authorization,
+    client: Client,
+    db: Db,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        config
+            .app_data(authorization)
+            .app_data(web::Data::new(client))
+            .app_data(web::Data::new(db))
+            .service(
+                web::scope("")
+                    .wrap(actix_web::middleware::from_fn(authenticate))
+                    .route("/contacts", web::get().to(list))
+                    .route("/contacts/new", web::post().to(create))
+                    .route("/contacts/{id}", web::get().to(show))
+                    .route("/contacts/{id}", web::put().to(update))
+                    .route("/contacts/{id}", web::delete().to(remove)),
+            );
+    }
+}
+
+/// HTTP Basic: the user's principal into the extensions, or 401.
+async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let user = req.app_data::<web::Data<Db>>().and_then(|db| {
+        db.basic_auth(
+            req.headers()
+                .get(header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+    });
+    match user {
+        Some(user) => {
+            req.extensions_mut().insert(user.principal());
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        None => {
+            let response = HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"contacts\""))
+                .body("Unauthorized");
+            Ok(req.into_response(response))
+        }
+    }
+}
+
+fn status(code: StatusCode) -> HttpResponse {
+    HttpResponse::build(code).body(code.canonical_reason().unwrap_or_default())
+}
+
+fn db(req: &HttpRequest) -> Result<web::Data<Db>, ResolveError> {
+    req.app_data::<web::Data<Db>>()
+        .cloned()
+        .ok_or_else(|| ResolveError::internal("no Db in the app data"))
+}
+
+/// The stored contact as the resource to check; absent: 404.
+async fn load_contact(
+    contact: Resource,
+    req: HttpRequest,
+) -> Result<Option<Resource>, ResolveError> {
+    let row = db(&req)?
+        .contact(contact.id())
+        .map_err(ResolveError::internal)?;
+    Ok(row.map(|c| c.resource()))
+}
+
+async fn list(db: web::Data<Db>, client: web::Data<Client>, principal: Principal) -> HttpResponse {
+    let plan = client
+        .plan_resources(PlanResources::new(principal, "contact").action("read"))
+        .await;
+    match db.list_answer(plan) {
+        Ok(list) => HttpResponse::Ok().json(list),
+        Err(code) => status(StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN)),
+    }
+}
+
+#[authorize(kind = "contact", actions = ["read"], permissions = ["update", "delete"], load = load_contact)]
+async fn show(
+    db: web::Data<Db>,
+    path: web::Path<String>,
+    permissions: PermissionMap,
+) -> HttpResponse {
+    match db.contact(&path.into_inner()) {
+        Ok(Some(contact)) => {
+            let mut body = contact.to_json();
+            body["permissions"] = json!(permissions);
+            HttpResponse::Ok().json(body)
+        }
+        Ok(None) => status(StatusCode::NOT_FOUND),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+async fn create(
+    db: web::Data<Db>,
+    authz: Authz,
+    body: web::Bytes,
+) -> Result<HttpResponse, CerbosRejection> {
+    let new = match NewContact::parse(&body) {
+        Ok(new) => new,
+        Err(why) => return Ok(HttpResponse::BadRequest().body(why)),
+    };
+    authz.require(new.resource("new"), ["create"]).await?;
+    Ok(match db.insert(&new) {
+        Ok(contact) => HttpResponse::Created().json(contact.to_json()),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    })
+}
+
+#[authorize(kind = "contact", actions = ["update"], load = load_contact)]
+async fn update(db: web::Data<Db>, path: web::Path<i64>, body: web::Bytes) -> HttpResponse {
+    let new = match NewContact::parse(&body) {
+        Ok(new) => new,
+        Err(why) => return HttpResponse::BadRequest().body(why),
+    };
+    match db.update(path.into_inner(), &new) {
+        Ok(contact) => HttpResponse::Ok().json(contact.to_json()),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+#[authorize(kind = "contact", actions = ["delete"], load = load_contact)]
+async fn remove(db: web::Data<Db>, path: web::Path<i64>) -> HttpResponse {
+    let id = path.into_inner();
+    match db.delete(id) {
+        Ok(()) => HttpResponse::Ok().json(json!({ "deleted": id })),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}

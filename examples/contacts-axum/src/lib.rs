@@ -1,0 +1,159 @@
+//! The contact directory on axum: the routes, each authorized by Cerbos.
+//!
+//! - `GET /contacts`: the contacts the user may `read`, filtered in SQL from
+//!   a `PlanResources` answer;
+//! - `GET /contacts/{id}`: one contact and the user's `read`/`update`/`delete`
+//!   permissions on it (one PDP call); 404 if absent, 403 if not readable;
+//! - `POST /contacts/new` (`create`), `PUT /contacts/{id}` (`update`),
+//!   `DELETE /contacts/{id}` (`delete`).
+//!
+//! Users authenticate with HTTP Basic (the password is ignored); an
+//! unknown user gets 401.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{FromRef, Path, Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use cerbos_axum::{
+    Authorizer, Authz, Cerbos, CerbosRejection, Client, PermissionMap, Principal, ResolveError,
+    Resource, authorize, cerbos_tower::PlanResources,
+};
+use contacts_shared::{Db, NewContact};
+use serde_json::json;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    authorizer: Authorizer,
+    client: Client,
+    db: Db,
+}
+
+impl FromRef<AppState> for Authorizer {
+    fn from_ref(state: &AppState) -> Authorizer {
+        state.authorizer.clone()
+    }
+}
+
+/// The app: routes, authentication, authorization.
+pub fn app(client: Client, db: Db) -> cerbos_axum::cerbos_tower::Result<Router> {
+    // The principal is the one `authenticate` puts into the extensions.
+    let cerbos = Cerbos::builder(client.clone()).build()?;
+    let state = AppState {
+        authorizer: cerbos.authorizer(),
+        client,
+        db,
+    };
+    Ok(Router::new()
+        .route("/contacts", get(list))
+        .route("/contacts/new", post(create))
+        .route("/contacts/{id}", get(show).put(update).delete(remove))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state))
+}
+
+/// HTTP Basic: the user's principal into the extensions, or 401.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match state.db.basic_auth(header) {
+        Some(user) => {
+            request.extensions_mut().insert(user.principal());
+            next.run(request).await
+        }
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"contacts\"")],
+            "Unauthorized",
+        )
+            .into_response(),
+    }
+}
+
+fn status(code: StatusCode) -> Response {
+    (code, code.canonical_reason().unwrap_or_default()).into_response()
+}
+
+/// The stored contact as the resource to check; absent: 404.
+async fn load_contact(
+    contact: Resource,
+    state: &AppState,
+) -> Result<Option<Resource>, ResolveError> {
+    let row = state
+        .db
+        .contact(contact.id())
+        .map_err(ResolveError::internal)?;
+    Ok(row.map(|c| c.resource()))
+}
+
+async fn list(State(state): State<AppState>, principal: Principal) -> Response {
+    let plan = state
+        .client
+        .plan_resources(PlanResources::new(principal, "contact").action("read"))
+        .await;
+    match state.db.list_answer(plan) {
+        Ok(list) => Json(list).into_response(),
+        Err(code) => status(StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN)),
+    }
+}
+
+#[authorize(kind = "contact", actions = ["read"], permissions = ["update", "delete"],
+            load = load_contact, state = AppState)]
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    permissions: PermissionMap,
+) -> Response {
+    match state.db.contact(&id) {
+        Ok(Some(contact)) => {
+            let mut body = contact.to_json();
+            body["permissions"] = json!(permissions);
+            Json(body).into_response()
+        }
+        Ok(None) => status(StatusCode::NOT_FOUND),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    authz: Authz,
+    body: Bytes,
+) -> Result<Response, CerbosRejection> {
+    let new = match NewContact::parse(&body) {
+        Ok(new) => new,
+        Err(why) => return Ok((StatusCode::BAD_REQUEST, why).into_response()),
+    };
+    authz.require(new.resource("new"), ["create"]).await?;
+    Ok(match state.db.insert(&new) {
+        Ok(contact) => (StatusCode::CREATED, Json(contact.to_json())).into_response(),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    })
+}
+
+#[authorize(kind = "contact", actions = ["update"], load = load_contact, state = AppState)]
+async fn update(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes) -> Response {
+    let new = match NewContact::parse(&body) {
+        Ok(new) => new,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
+    match state.db.update(id, &new) {
+        Ok(contact) => Json(contact.to_json()).into_response(),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+#[authorize(kind = "contact", actions = ["delete"], load = load_contact, state = AppState)]
+async fn remove(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
+    match state.db.delete(id) {
+        Ok(()) => Json(json!({ "deleted": id })).into_response(),
+        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}

@@ -1,0 +1,398 @@
+//! What the two contact directory examples share: the SQLite database
+//! (`examples/contacts.sql`), HTTP Basic authentication by username, the
+//! contact as a Cerbos resource, the plan-to-SQL mapping for listing, and
+//! request-body parsing. The web frameworks only route and authorize.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use cerbos_sql::{Dialect, PlanToSql};
+use cerbos_tower::{PlanFilter, Principal, Resource};
+use rusqlite::{Connection, OptionalExtension, types::Value as SqlValue};
+use sea_query::{Alias, Query, SqliteQueryBuilder};
+use serde_json::{Value, json};
+
+/// The policies of the contact directory.
+pub fn policy_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies")
+}
+
+/// The in-memory database, seeded with the tutorial's data.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+    to_sql: PlanToSql,
+}
+
+/// A user: the principal of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The id (the principal id).
+    pub id: String,
+    /// The login name.
+    pub username: String,
+    /// `admin` or `user`.
+    pub role: String,
+    /// The department.
+    pub department: String,
+}
+
+impl User {
+    /// The user as a Cerbos principal.
+    pub fn principal(&self) -> Principal {
+        Principal::new(self.id.as_str(), [self.role.as_str()])
+            .with_attr("department", self.department.as_str())
+    }
+}
+
+/// A contact row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// The id.
+    pub id: i64,
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// The owning user's id.
+    pub owner_id: String,
+    /// The company's id.
+    pub company_id: String,
+    /// Active.
+    pub is_active: bool,
+    /// Opted in to marketing.
+    pub marketing_opt_in: bool,
+}
+
+impl Contact {
+    /// The contact as a Cerbos resource: its row is its attributes.
+    pub fn resource(&self) -> Resource {
+        self.resource_with_id(self.id.to_string())
+    }
+
+    fn resource_with_id(&self, id: String) -> Resource {
+        Resource::new("contact", id)
+            .with_attr("owner_id", self.owner_id.as_str())
+            .with_attr("company_id", self.company_id.as_str())
+            .with_attr("is_active", self.is_active)
+            .with_attr("marketing_opt_in", self.marketing_opt_in)
+    }
+
+    /// The contact as JSON.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "owner_id": self.owner_id,
+            "company_id": self.company_id,
+            "is_active": self.is_active,
+            "marketing_opt_in": self.marketing_opt_in,
+        })
+    }
+}
+
+/// Why a listing failed.
+#[derive(Debug)]
+pub enum ListError {
+    /// The plan has a shape SQL cannot express soundly: deny.
+    Plan(cerbos_sql::Error),
+    /// The database failed.
+    Db(rusqlite::Error),
+}
+
+impl ListError {
+    /// The status to answer with (logged): 403 when the plan cannot be
+    /// used (fail-closed), 500 when the database failed.
+    pub fn status(&self) -> u16 {
+        match self {
+            ListError::Plan(err) => {
+                tracing::error!(error = %err, "the query plan cannot be expressed in SQL: denied");
+                403
+            }
+            ListError::Db(err) => {
+                tracing::error!(error = %err, "listing contacts failed");
+                500
+            }
+        }
+    }
+}
+
+const COLUMNS: &str =
+    "id, first_name, last_name, owner_id, company_id, is_active, marketing_opt_in";
+
+fn row_to_contact(row: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
+    Ok(Contact {
+        id: row.get(0)?,
+        first_name: row.get(1)?,
+        last_name: row.get(2)?,
+        owner_id: row.get(3)?,
+        company_id: row.get(4)?,
+        is_active: row.get(5)?,
+        marketing_opt_in: row.get(6)?,
+    })
+}
+
+impl Db {
+    /// A new in-memory database with the tutorial's users, companies and
+    /// contacts.
+    pub fn seeded() -> rusqlite::Result<Db> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(include_str!("../../contacts.sql"))?;
+        let contact = Alias::new("contact");
+        let mut to_sql = PlanToSql::new(Dialect::Sqlite);
+        for column in ["owner_id", "company_id", "is_active", "marketing_opt_in"] {
+            to_sql = to_sql.column(
+                format!("request.resource.attr.{column}"),
+                (contact.clone(), Alias::new(column)),
+            );
+        }
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+            to_sql,
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The user with `username`.
+    pub fn user(&self, username: &str) -> rusqlite::Result<Option<User>> {
+        self.conn()
+            .query_row(
+                "SELECT id, username, role, department FROM user WHERE username = ?1",
+                [username],
+                |row| {
+                    Ok(User {
+                        id: row.get(0)?,
+                        username: row.get(1)?,
+                        role: row.get(2)?,
+                        department: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+    }
+
+    /// The user named by an `Authorization: Basic …` header (the password
+    /// is ignored, as in the tutorial).
+    pub fn basic_auth(&self, header: Option<&[u8]>) -> Option<User> {
+        let value = std::str::from_utf8(header?).ok()?;
+        let (scheme, encoded) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("basic") {
+            return None;
+        }
+        let decoded = base64_decode(encoded.trim())?;
+        let credentials = String::from_utf8(decoded).ok()?;
+        let username = credentials.split(':').next()?;
+        self.user(username).ok().flatten()
+    }
+
+    /// The contact with `id`.
+    pub fn contact(&self, id: &str) -> rusqlite::Result<Option<Contact>> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(None);
+        };
+        self.conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM contact WHERE id = ?1"),
+                [id],
+                row_to_contact,
+            )
+            .optional()
+    }
+
+    /// The answer to `GET /contacts`: the JSON list of the contacts the
+    /// plan allows, or the status of the refusal (403 without a usable
+    /// plan, fail-closed; 500 when the database failed).
+    pub fn list_answer(
+        &self,
+        plan: cerbos_tower::Result<cerbos_tower::PlanResourcesResponse>,
+    ) -> Result<Value, u16> {
+        let plan = plan.map_err(|err| {
+            tracing::warn!(error = %err, "no query plan from the PDP: denied");
+            403u16
+        })?;
+        let contacts = self.list(&plan.filter).map_err(|err| err.status())?;
+        Ok(Value::Array(
+            contacts.iter().map(Contact::to_json).collect(),
+        ))
+    }
+
+    /// The contacts the plan allows, filtered in SQL, by id.
+    pub fn list(&self, plan: &PlanFilter) -> Result<Vec<Contact>, ListError> {
+        let filter = self.to_sql.filter(plan).map_err(ListError::Plan)?;
+        if !filter.may_match() {
+            return Ok(Vec::new());
+        }
+        let contact = Alias::new("contact");
+        let mut query = Query::select();
+        for column in COLUMNS.split(", ") {
+            query.column((contact.clone(), Alias::new(column)));
+        }
+        query
+            .from(contact.clone())
+            .order_by((contact, Alias::new("id")), sea_query::Order::Asc);
+        filter.apply(&mut query);
+        let (sql, values) = query.build(SqliteQueryBuilder);
+        let params: Vec<SqlValue> = values.0.into_iter().map(sql_value).collect();
+        let conn = self.conn();
+        let mut statement = conn.prepare(&sql).map_err(ListError::Db)?;
+        let rows = statement
+            .query_map(rusqlite::params_from_iter(params), row_to_contact)
+            .map_err(ListError::Db)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(ListError::Db)
+    }
+
+    /// Inserts a contact; returns it with its id.
+    pub fn insert(&self, new: &NewContact) -> rusqlite::Result<Contact> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO contact (first_name, last_name, owner_id, company_id, is_active, marketing_opt_in)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![new.first_name, new.last_name, new.owner_id, new.company_id, new.is_active, new.marketing_opt_in],
+        )?;
+        Ok(new.with_id(conn.last_insert_rowid()))
+    }
+
+    /// Replaces the fields of contact `id`.
+    pub fn update(&self, id: i64, new: &NewContact) -> rusqlite::Result<Contact> {
+        self.conn().execute(
+            "UPDATE contact SET first_name = ?1, last_name = ?2, owner_id = ?3, company_id = ?4,
+             is_active = ?5, marketing_opt_in = ?6 WHERE id = ?7",
+            rusqlite::params![
+                new.first_name,
+                new.last_name,
+                new.owner_id,
+                new.company_id,
+                new.is_active,
+                new.marketing_opt_in,
+                id
+            ],
+        )?;
+        Ok(new.with_id(id))
+    }
+
+    /// Deletes contact `id`.
+    pub fn delete(&self, id: i64) -> rusqlite::Result<()> {
+        self.conn()
+            .execute("DELETE FROM contact WHERE id = ?1", [id])
+            .map(drop)
+    }
+}
+
+fn sql_value(value: sea_query::Value) -> SqlValue {
+    match value {
+        sea_query::Value::Bool(Some(b)) => SqlValue::Integer(i64::from(b)),
+        sea_query::Value::BigInt(Some(i)) => SqlValue::Integer(i),
+        sea_query::Value::Int(Some(i)) => SqlValue::Integer(i64::from(i)),
+        sea_query::Value::Double(Some(f)) => SqlValue::Real(f),
+        sea_query::Value::String(Some(s)) => SqlValue::Text(*s),
+        _ => SqlValue::Null,
+    }
+}
+
+/// The body of `POST /contacts/new` and `PUT /contacts/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewContact {
+    /// First name.
+    pub first_name: String,
+    /// Last name.
+    pub last_name: String,
+    /// The owning user's id.
+    pub owner_id: String,
+    /// The company's id.
+    pub company_id: String,
+    /// Active (default true).
+    pub is_active: bool,
+    /// Opted in to marketing (default false).
+    pub marketing_opt_in: bool,
+}
+
+impl NewContact {
+    /// Parses a JSON body; the error says what is wrong (sent with a 400).
+    pub fn parse(body: &[u8]) -> Result<NewContact, String> {
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        let object = value.as_object().ok_or("the body must be a JSON object")?;
+        let text = |key: &str| -> Result<String, String> {
+            match object.get(key) {
+                Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.clone()),
+                Some(_) => Err(format!("`{key}` must be a non-empty string")),
+                None => Err(format!("`{key}` is missing")),
+            }
+        };
+        let flag = |key: &str, default: bool| -> Result<bool, String> {
+            match object.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(_) => Err(format!("`{key}` must be true or false")),
+            }
+        };
+        Ok(NewContact {
+            first_name: text("first_name")?,
+            last_name: text("last_name")?,
+            owner_id: text("owner_id")?,
+            company_id: text("company_id")?,
+            is_active: flag("is_active", true)?,
+            marketing_opt_in: flag("marketing_opt_in", false)?,
+        })
+    }
+
+    /// The contact this body would make, as a Cerbos resource.
+    pub fn resource(&self, id: &str) -> Resource {
+        self.with_id(0).resource_with_id(id.to_owned())
+    }
+
+    fn with_id(&self, id: i64) -> Contact {
+        Contact {
+            id,
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            owner_id: self.owner_id.clone(),
+            company_id: self.company_id.clone(),
+            is_active: self.is_active,
+            marketing_opt_in: self.marketing_opt_in,
+        }
+    }
+}
+
+/// Standard base64 (with or without padding).
+fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for c in input.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The PDP for the examples: the one at `CERBOS_ADDR`, or a new one with
+/// the contact policies. Keep the returned PDP alive.
+pub fn pdp() -> Result<(Option<cerbos_testkit::Pdp>, String), Box<dyn std::error::Error>> {
+    Ok(cerbos_testkit::pdp_from_env_or_start(policy_dir())?)
+}
+
+/// The address to listen on: `LISTEN_ADDR`, default `127.0.0.1:8000`.
+pub fn listen_addr() -> String {
+    std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned())
+}
