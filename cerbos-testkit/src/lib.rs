@@ -420,7 +420,7 @@ impl PdpBuilder {
             None => None,
         };
         let mut last_error = None;
-        for _ in 0..3 {
+        for attempt in 0..3 {
             let grpc = if self.unix_socket {
                 Listen::Unix(dir.path.join("grpc.sock"))
             } else {
@@ -429,7 +429,9 @@ impl PdpBuilder {
             let mut pdp = Pdp {
                 builder: self.clone(),
                 binary: binary.clone(),
-                log_path: dir.path.join("pdp.log"),
+                // A fresh log per attempt: a retry must not see the last
+                // attempt's errors.
+                log_path: dir.path.join(format!("pdp-{attempt}.log")),
                 config_path: config_path.clone(),
                 http: free_port()?,
                 grpc,
@@ -486,12 +488,15 @@ pub struct Pdp {
 
 /// The watchdog: starts the PDP, prints its pid, and kills it as soon as its
 /// own stdin closes (when the `Pdp` is stopped or dropped, or when the test
-/// process dies for any reason).
+/// process dies for any reason). Its traps are set before the PDP starts,
+/// and it ignores SIGPIPE, so a test process that dies before reading the
+/// pid still takes the PDP down with it.
 const WATCHDOG: &str = r#"
+trap '' PIPE
+trap 'kill -9 "$pid" 2>/dev/null; exit 0' TERM INT HUP
 "$@" </dev/null >>"$CERBOS_TESTKIT_LOG" 2>&1 &
 pid=$!
 echo "$pid"
-trap 'kill -9 "$pid" 2>/dev/null; exit 0' TERM INT HUP
 read -r _ignored
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
