@@ -104,6 +104,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Checks outside the layer
+//!
+//! [`Cerbos::authorizer`] gives an [`Authorizer`]: the same PDP, principal
+//! resolver, fail-closed evaluation, bypass and rejection responses, for a
+//! handler that decides with data only it has, or for a framework adapter
+//! (`cerbos-axum` and `cerbos-actix` are built on it). It does not depend
+//! on the PDP's or the resolver's type, so it fits in application state.
+//!
 //! # Bypass for local development
 //!
 //! [`CerbosBuilder::allow_bypass`] lets requests through without a PDP,
