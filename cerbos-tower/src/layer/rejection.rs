@@ -112,9 +112,10 @@ impl Rejection {
 }
 
 impl From<ResolveError> for Rejection {
-    /// The rejection the layer makes when a resolver fails with `err`.
+    /// The rejection the layer makes when a resolver (of the principal or
+    /// of the resource) fails with `err`.
     fn from(err: ResolveError) -> Self {
-        super::future::resolver_rejection(err, "resource")
+        super::future::resolver_rejection(err, "principal or resource")
     }
 }
 
