@@ -388,7 +388,7 @@ impl Authz {
     /// every action is (its permissions tell them apart). Fail-closed: a
     /// PDP that cannot be asked gives an unreachable (not allowed)
     /// decision.
-    pub async fn check<A: Into<Arc<str>>>(
+    pub async fn check<A: Into<String>>(
         &self,
         resource: Resource,
         actions: impl IntoIterator<Item = A>,
@@ -401,7 +401,7 @@ impl Authz {
 
     /// Like [`check`](Self::check), but a request that may not do all of
     /// `actions` is the rejection the middleware would have made.
-    pub async fn require<A: Into<Arc<str>>>(
+    pub async fn require<A: Into<String>>(
         &self,
         resource: Resource,
         actions: impl IntoIterator<Item = A>,

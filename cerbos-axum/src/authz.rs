@@ -148,7 +148,7 @@ impl Authz {
     /// [`permissions`](Decision::permissions) tell them apart. Fail-closed:
     /// a PDP that cannot be asked gives an unreachable (not allowed)
     /// decision.
-    pub async fn check<A: Into<Arc<str>>>(
+    pub async fn check<A: Into<String>>(
         &self,
         resource: Resource,
         actions: impl IntoIterator<Item = A>,
@@ -160,7 +160,7 @@ impl Authz {
 
     /// Like [`check`](Self::check), but a request that may not do all of
     /// `actions` is the rejection the layer would have made.
-    pub async fn require<A: Into<Arc<str>>>(
+    pub async fn require<A: Into<String>>(
         &self,
         resource: Resource,
         actions: impl IntoIterator<Item = A>,

@@ -7,9 +7,14 @@ use bytes::Bytes;
 use http::{Response, request::Parts};
 
 use super::{
-    ActionSpec, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection, RejectionKind,
+    ActionSpec, Actions, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection,
+    RejectionKind,
+    config::RouteActions,
     config::Shared,
-    future::{begin_check, bypassed, finish_check, internal_error, request_id, resolver_rejection},
+    future::{
+        begin_check, bypassed, decision, finish_check, no_actions_for_method, rejection,
+        request_id, resolver_rejection,
+    },
 };
 use crate::{AuxData, Principal, Resource};
 
@@ -176,15 +181,8 @@ impl Authorizer {
         actions: &super::ActionSet,
     ) -> Result<Decision, Rejection> {
         let Some(specs) = actions.0.for_method(method) else {
-            tracing::error!(
-                %method,
-                kind = resource.kind(),
-                "no actions for this method: denied without asking the PDP"
-            );
-            let mut rejection = internal_error("no actions for this method");
-            rejection.kind = RejectionKind::Denied;
-            rejection.status = http::StatusCode::FORBIDDEN;
-            return Err(rejection);
+            let request_id = subject.request_id.clone();
+            return Err(no_actions_for_method(method, &resource, request_id));
         };
         self.inner.check(subject, resource, specs.clone()).await
     }
@@ -199,7 +197,7 @@ impl Authorizer {
     /// decision is allowed only if every action is; its
     /// [`permissions`](Decision::permissions) tell them apart. A PDP that
     /// cannot be asked gives a [`Reason::Unreachable`] decision.
-    pub async fn check<A: Into<Arc<str>>>(
+    pub async fn check<A: Into<String>>(
         &self,
         subject: &Subject,
         resource: Resource,
@@ -224,7 +222,7 @@ impl Authorizer {
     /// Like [`check`](Self::check), but anything other than "every action
     /// allowed" is the [`Rejection`] the layer would have made (403, 503
     /// if so configured, 401 for a bearer token the PDP refused).
-    pub async fn require<A: Into<Arc<str>>>(
+    pub async fn require<A: Into<String>>(
         &self,
         subject: &Subject,
         resource: Resource,
@@ -238,28 +236,27 @@ impl Authorizer {
     /// call, as the layer does: the decision if every required action is
     /// allowed (its [`permissions`](Decision::permissions) include the
     /// extra actions), the [`Rejection`] otherwise.
-    pub async fn authorize<A: Into<Arc<str>>, E: Into<Arc<str>>>(
+    pub async fn authorize<A: Into<String>, E: Into<String>>(
         &self,
         subject: &Subject,
         resource: Resource,
         required: impl IntoIterator<Item = A>,
         extra: impl IntoIterator<Item = E>,
     ) -> Result<Decision, Rejection> {
-        let mut specs: Vec<ActionSpec> = Vec::new();
-        let required = required.into_iter().map(|a| (a.into(), true));
-        for (action, required) in required.chain(extra.into_iter().map(|a| (a.into(), false))) {
-            if !specs.iter().any(|s| s.action == action) {
-                specs.push(ActionSpec { action, required });
+        // The same validation and de-duplication as a layer's actions.
+        let actions = Actions::require(required).with_permissions(extra).build();
+        let specs = match actions.as_ref().map(|set| &set.0) {
+            Ok(RouteActions::Fixed(specs)) => specs.clone(),
+            _ => {
+                tracing::error!(
+                    kind = resource.kind(),
+                    "a check needs at least one required, non-empty action: denied without asking the PDP"
+                );
+                let decision = decision(&resource, &[], Reason::Denied, subject.request_id.clone());
+                return Err(rejection(RejectionKind::Denied, Some(decision), None));
             }
-        }
-        if !specs.iter().any(|s| s.required) || specs.iter().any(|s| s.action.trim().is_empty()) {
-            let mut rejection =
-                internal_error("a check needs at least one required, non-empty action");
-            rejection.kind = RejectionKind::Denied;
-            rejection.status = http::StatusCode::FORBIDDEN;
-            return Err(rejection);
-        }
-        self.inner.check(subject, resource, specs.into()).await
+        };
+        self.inner.check(subject, resource, specs).await
     }
 
     /// The response for `rejection`: the custom rejection handler's, or

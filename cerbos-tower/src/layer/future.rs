@@ -149,13 +149,7 @@ where
                     let layer = &*this.layer;
                     let request_id = request_id(this.parts);
                     let Some(actions) = layer.route.actions.for_method(&this.parts.method) else {
-                        tracing::error!(
-                            method = %this.parts.method,
-                            kind = resource.kind(),
-                            "the Cerbos layer has no actions for this method: denied without asking the PDP"
-                        );
-                        let decision = decision(&resource, &[], Reason::Denied, request_id);
-                        break rejection(RejectionKind::Denied, Some(decision), None);
+                        break no_actions_for_method(&this.parts.method, &resource, request_id);
                     };
                     if layer.shared.bypass {
                         (bypassed(&resource, actions, request_id), resource)
@@ -291,6 +285,22 @@ pub(crate) fn finish_check(
     }
 }
 
+/// The denial of a request whose method has no actions configured: a
+/// configuration gap, logged as an error; the PDP is not asked.
+pub(crate) fn no_actions_for_method(
+    method: &http::Method,
+    resource: &Resource,
+    request_id: String,
+) -> Rejection {
+    tracing::error!(
+        %method,
+        kind = resource.kind(),
+        "the Cerbos check has no actions for this method: denied without asking the PDP"
+    );
+    let decision = decision(resource, &[], Reason::Denied, request_id);
+    rejection(RejectionKind::Denied, Some(decision), None)
+}
+
 /// The decision of a bypassed check, logged.
 pub(crate) fn bypassed(
     resource: &Resource,
@@ -322,7 +332,7 @@ pub(crate) fn valid_request_id(id: Option<&str>) -> String {
         .map_or_else(crate::client::new_request_id, str::to_owned)
 }
 
-fn decision(
+pub(crate) fn decision(
     resource: &Resource,
     actions: &[ActionSpec],
     reason: Reason,

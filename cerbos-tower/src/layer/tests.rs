@@ -1003,3 +1003,69 @@ async fn the_inner_service_polled_ready_is_the_one_called() {
         assert_eq!(response.status(), StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn authorizer_checks_like_the_layer_and_denies_what_it_cannot_ask() {
+    let (pdp, seen) = effects(|a| if a == "delete" { DENY } else { ALLOW });
+    let authorizer = cerbos(pdp).authorizer();
+    let (parts, _) = request(Method::GET, "/contacts/1", Some("john")).into_parts();
+    let subject = authorizer.subject(&parts).await.unwrap();
+    let contact = || Resource::new("contact", "1");
+
+    // Required and extra actions, de-duplicated, in one call.
+    let decision = authorizer
+        .authorize(
+            &subject,
+            contact(),
+            ["read", "read"],
+            ["update", "read", "delete"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen.calls(), 1);
+    assert_eq!(
+        seen.last().entries()[0].actions,
+        ["read", "update", "delete"]
+    );
+    assert_eq!(decision.required_actions().collect::<Vec<_>>(), ["read"]);
+    assert!(!decision.permissions().is_allowed("delete"));
+
+    // No required action, or an empty one: denied without a call.
+    let empty: [&str; 0] = [];
+    for (required, extra) in [(empty.to_vec(), vec!["read"]), (vec!["read", " "], vec![])] {
+        let rejection = authorizer
+            .authorize(&subject, contact(), required, extra)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (rejection.kind(), rejection.status()),
+            (RejectionKind::Denied, StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            rejection.decision().map(Decision::reason),
+            Some(Reason::Denied)
+        );
+    }
+    assert_eq!(
+        authorizer.check(&subject, contact(), empty).await.reason(),
+        Reason::Denied
+    );
+
+    // A method without actions: the same denial as the layer's.
+    let crud = Actions::crud().build().unwrap();
+    let rejection = authorizer
+        .authorize_actions(&subject, contact(), &Method::OPTIONS, &crud)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (rejection.kind(), rejection.status()),
+        (RejectionKind::Denied, StatusCode::FORBIDDEN)
+    );
+    assert_eq!(seen.calls(), 1);
+    let decision = authorizer
+        .authorize_actions(&subject, contact(), &Method::PUT, &crud)
+        .await
+        .unwrap();
+    assert_eq!(decision.required_actions().collect::<Vec<_>>(), ["update"]);
+    assert_eq!(seen.calls(), 2);
+}
