@@ -5,7 +5,7 @@ use std::{future::Future, rc::Rc, sync::Arc};
 use actix_web::{HttpMessage, HttpRequest, http::header};
 use cerbos_tower::{
     AuxData, Principal, Resource,
-    layer::{BearerJwt, PathTemplate, ResolveError},
+    layer::{BearerJwt, PathTemplate, ResolveError, id_param},
 };
 use futures_util::future::LocalBoxFuture;
 
@@ -187,36 +187,21 @@ pub(crate) fn resource_from_path(
     param: Option<&str>,
     template: Option<&PathTemplate>,
 ) -> Result<Resource, ResolveError> {
-    let info = req.match_info();
-    let from_info = match param {
-        Some(name) => info.get(name).map(str::to_owned),
-        None => info.get("id").map(str::to_owned).or_else(|| {
-            let mut all = info.iter();
-            match (all.next(), all.next()) {
-                (Some((_, only)), None) => Some(only.to_owned()),
-                _ => None,
-            }
-        }),
-    };
+    let from_info = id_param(req.match_info().iter(), param).map(str::to_owned);
     let id = match (from_info, template) {
         (Some(id), _) => id,
         (None, Some(template)) => {
             let params = template
                 .match_path(req.path())
                 .ok_or_else(|| ResolveError::not_found("the path does not match the template"))?;
-            let name = param.unwrap_or("id");
             params
-                .get(name)
-                .or_else(|| {
-                    params
-                        .iter()
-                        .next()
-                        .filter(|_| params.iter().count() == 1)
-                        .map(|(_, v)| v)
-                })
+                .resource_id(param)
                 .map(str::to_owned)
                 .ok_or_else(|| {
-                    ResolveError::internal(format!("the template has no parameter {name:?}"))
+                    ResolveError::internal(format!(
+                        "the template {:?} has no parameter for the {kind} id",
+                        template.as_str()
+                    ))
                 })?
         }
         (None, None) => {

@@ -80,15 +80,7 @@ pub(crate) fn resource_from_path(
     let params = template
         .match_path(path)
         .ok_or_else(|| ResolveError::bad_request("the path does not match its route"))?;
-    let id = match param {
-        Some(name) => params.get(name),
-        None => params
-            .get("id")
-            .or_else(|| match params.iter().collect::<Vec<_>>().as_slice() {
-                [(_, only)] => Some(*only),
-                _ => None,
-            }),
-    };
+    let id = params.resource_id(param);
     let Some(id) = id else {
         return Err(ResolveError::internal(format!(
             "route {} has no path parameter for the {kind} id: name it `{{id}}`, or use \

@@ -141,6 +141,7 @@ pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{
     BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
     ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath, ResourceResolver,
+    id_param,
 };
 pub use service::CerbosService;
 

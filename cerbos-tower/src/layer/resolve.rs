@@ -336,6 +336,38 @@ impl PathParams {
     }
 }
 
+impl PathParams {
+    /// The resource id: see [`id_param`].
+    pub fn resource_id(&self, name: Option<&str>) -> Option<&str> {
+        id_param(self.iter(), name)
+    }
+}
+
+/// The value of the path parameter that holds a resource id, among
+/// `(name, value)` pairs: the one named `name` when given, otherwise the
+/// one named `id`, otherwise the only parameter. The one rule for every
+/// path resolver (the core's and the adapters').
+pub fn id_param<'a, T>(
+    params: impl IntoIterator<Item = (&'a str, T)>,
+    name: Option<&str>,
+) -> Option<T> {
+    let mut only = None;
+    let mut count = 0;
+    for (param, value) in params {
+        match name {
+            Some(name) if param == name => return Some(value),
+            None if param == "id" => return Some(value),
+            _ => {}
+        }
+        count += 1;
+        only = Some(value);
+    }
+    match (name, count) {
+        (None, 1) => only,
+        _ => None,
+    }
+}
+
 impl PathTemplate {
     /// Parses a template: literal segments, `{name}` for one segment and
     /// `{*name}` for the rest of the path (last only). An invalid template
@@ -494,26 +526,20 @@ impl ResourceFromPath {
     /// its only parameter.
     pub fn new(kind: impl Into<String>, template: &str) -> crate::Result<Self> {
         let template = PathTemplate::new(template)?;
-        let names: Vec<&str> = template.param_names().collect();
-        let param = match names.as_slice() {
-            [only] => *only,
-            names if names.contains(&"id") => "id",
-            [] => {
-                return Err(Error::Config(format!(
-                    "path template {:?} has no parameter for the resource id, such as {{id}}",
-                    template.as_str()
-                )));
-            }
-            _ => {
-                return Err(Error::Config(format!(
-                    "path template {:?} has several parameters and none is named `id`: \
-                     name the id parameter with ResourceFromPath::with_id_param",
-                    template.as_str()
-                )));
-            }
+        let param = id_param(template.param_names().map(|n| (n, n)), None).map(str::to_owned);
+        let Some(param) = param else {
+            let why = if template.param_names().next().is_none() {
+                "has no parameter for the resource id, such as {id}"
+            } else {
+                "has several parameters and none is named `id`: name the id parameter with \
+                 ResourceFromPath::with_id_param"
+            };
+            return Err(Error::Config(format!(
+                "path template {:?} {why}",
+                template.as_str()
+            )));
         };
-        let param = param.to_owned();
-        Self::with_id_param(kind, template.as_str(), &param)
+        Self::from_template(kind, template, &param)
     }
 
     /// A resource of `kind` whose id is the template's parameter `param`.
@@ -522,11 +548,18 @@ impl ResourceFromPath {
         template: &str,
         param: &str,
     ) -> crate::Result<Self> {
+        Self::from_template(kind, PathTemplate::new(template)?, param)
+    }
+
+    fn from_template(
+        kind: impl Into<String>,
+        template: PathTemplate,
+        param: &str,
+    ) -> crate::Result<Self> {
         let kind = kind.into();
         if kind.trim().is_empty() {
             return Err(Error::Config("the resource kind must not be empty".into()));
         }
-        let template = PathTemplate::new(template)?;
         if !template.param_names().any(|n| n == param) {
             return Err(Error::Config(format!(
                 "path template {:?} has no parameter {{{param}}}",

@@ -836,6 +836,18 @@ fn path_templates() {
         t.match_path("/contacts/%E2%9C%93").unwrap().get("id"),
         Some("✓")
     );
+    let two = PathTemplate::new("/teams/{team}/contacts/{id}").unwrap();
+    let p = two.match_path("/teams/sales/contacts/7").unwrap();
+    assert_eq!(p.resource_id(None), Some("7"), "`id` wins");
+    assert_eq!(p.resource_id(Some("team")), Some("sales"));
+    assert_eq!(p.resource_id(Some("nope")), None);
+    assert_eq!(
+        id_param([("team", "a"), ("key", "b")], None),
+        None,
+        "several, none named id"
+    );
+    assert_eq!(id_param([("key", "b")], None), Some("b"), "the only one");
+    assert_eq!(id_param(std::iter::empty::<(&str, &str)>(), None), None);
     let root = PathTemplate::new("/").unwrap();
     assert!(root.match_path("/").is_some());
     assert!(root.match_path("/x").is_none());
