@@ -248,118 +248,107 @@ fn expand(
         Some(id) => quote!(::core::option::Option::Some(#id)),
         None => quote!(::core::option::Option::None),
     };
-    let consts = quote! {
-        const KIND: &'static str = #kind;
-        const ACTIONS: &'static [&'static str] = &[#(#actions),*];
-        const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
-        const ID_PARAM: ::core::option::Option<&'static str> = #id;
-    };
-    if framework == Framework::Actix {
-        if let Some(state) = &state {
-            return Err(syn::Error::new_spanned(
-                state,
-                "`state` is for axum: with actix-web the loader gets the `HttpRequest` \
-                 (read app data such as a pool with `req.app_data()`)",
-            ));
+    // What differs between the frameworks: the crate, the `Spec` impl,
+    // the loader's second argument (axum's state, actix's request) and
+    // whether its future must be `Send` (axum) or may be local (actix).
+    let (krate, spec_trait, context_ty, bound, load_call) = match framework {
+        Framework::Axum => {
+            let (generics, state_ty) = match &state {
+                Some(ty) => (quote!(), quote!(#ty)),
+                None => (
+                    quote!(<__S: ::core::marker::Send + ::core::marker::Sync>),
+                    quote!(__S),
+                ),
+            };
+            let load_call = match (&load, &state) {
+                (Some(load), Some(_)) => Some(quote!(#load(resource, context))),
+                (Some(load), None) => Some(quote!(#load(resource))),
+                (None, _) => None,
+            };
+            (
+                quote!(::cerbos_axum),
+                quote!(impl #generics ::cerbos_axum::__private::Spec<#state_ty>),
+                quote!(&#state_ty),
+                quote!(::core::marker::Send),
+                load_call,
+            )
         }
-        let load_body = match &load {
-            Some(load) => quote!(#load(resource, req)),
-            None => quote!({
-                let _ = req;
-                ::core::future::ready(::core::result::Result::Ok(::core::option::Option::Some(
-                    resource,
-                )))
-            }),
-        };
-        let spec = quote! {
-            #[doc(hidden)]
-            #[allow(non_camel_case_types)]
-            #vis struct #marker;
-
-            impl ::cerbos_actix::__private::Spec for #marker {
-                #consts
-
-                fn load(
-                    resource: ::cerbos_actix::Resource,
-                    req: ::cerbos_actix::__private::HttpRequest,
-                ) -> impl ::core::future::Future<
-                    Output = ::core::result::Result<
-                        ::core::option::Option<::cerbos_actix::Resource>,
-                        ::cerbos_actix::ResolveError,
-                    >,
-                > + 'static {
-                    #load_body
-                }
+        Framework::Actix => {
+            if let Some(state) = &state {
+                return Err(syn::Error::new_spanned(
+                    state,
+                    "`state` is for axum: with actix-web the loader gets the `HttpRequest` \
+                     (read app data such as a pool with `req.app_data()`)",
+                ));
             }
-        };
-        // actix polls a handler's extractors together: the handler's own
-        // extractors run inside `Authorized`, after the check, so they see
-        // what it put into the extensions (and never run when it rejects).
-        let mut pats = Vec::new();
-        let mut tys = Vec::new();
-        for input in &function.sig.inputs {
-            if let syn::FnArg::Typed(arg) = input {
-                pats.push(arg.pat.clone());
-                tys.push(arg.ty.clone());
-            }
+            (
+                quote!(::cerbos_actix),
+                quote!(impl ::cerbos_actix::__private::Spec),
+                quote!(::cerbos_actix::__private::HttpRequest),
+                quote!('static),
+                load.as_ref().map(|load| quote!(#load(resource, context))),
+            )
         }
-        let args: syn::FnArg = syn::parse_quote!(
-            __cerbos_args: ::cerbos_actix::Authorized<#marker, (#(#tys,)*)>
-        );
-        function.sig.inputs = std::iter::once(args).collect();
-        let body = &function.block;
-        function.block = syn::parse_quote!({
-            let (#(#pats,)*) = __cerbos_args.into_inner();
-            #body
-        });
-        return Ok(quote! {
-            #spec
-            #function
-        });
-    }
-    let (generics, state_ty) = match &state {
-        Some(ty) => (quote!(), quote!(#ty)),
-        None => (
-            quote!(<__S: ::core::marker::Send + ::core::marker::Sync>),
-            quote!(__S),
-        ),
     };
-    let load_body = match (&load, &state) {
-        (Some(load), Some(_)) => quote!(#load(resource, state)),
-        (Some(load), None) => quote!({
-            let _ = state;
-            #load(resource)
-        }),
-        (None, _) => quote!({
-            let _ = state;
-            ::core::future::ready(::core::result::Result::Ok(::core::option::Option::Some(
-                resource,
-            )))
-        }),
-    };
+    let load_body = load_call.unwrap_or_else(|| {
+        quote!(::core::future::ready(::core::result::Result::Ok(
+            ::core::option::Option::Some(resource)
+        )))
+    });
     let spec = quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #vis struct #marker;
 
-        impl #generics ::cerbos_axum::__private::Spec<#state_ty> for #marker {
-            #consts
+        #spec_trait for #marker {
+            const KIND: &'static str = #kind;
+            const ACTIONS: &'static [&'static str] = &[#(#actions),*];
+            const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
+            const ID_PARAM: ::core::option::Option<&'static str> = #id;
 
+            #[allow(unused_variables)]
             fn load(
-                resource: ::cerbos_axum::Resource,
-                state: &#state_ty,
+                resource: #krate::Resource,
+                context: #context_ty,
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<
-                    ::core::option::Option<::cerbos_axum::Resource>,
-                    ::cerbos_axum::ResolveError,
+                    ::core::option::Option<#krate::Resource>,
+                    #krate::ResolveError,
                 >,
-            > + ::core::marker::Send {
+            > + #bound {
                 #load_body
             }
         }
     };
-    let guard: syn::FnArg = syn::parse_quote!(_: ::cerbos_axum::Authorized<#marker>);
-    function.sig.inputs.insert(0, guard);
+    match framework {
+        Framework::Axum => {
+            let guard: syn::FnArg = syn::parse_quote!(_: ::cerbos_axum::Authorized<#marker>);
+            function.sig.inputs.insert(0, guard);
+        }
+        Framework::Actix => {
+            // actix polls a handler's extractors together: the handler's
+            // own extractors run inside `Authorized`, after the check, so
+            // they see what it put into the extensions (and never run when
+            // it rejects).
+            let mut pats = Vec::new();
+            let mut tys = Vec::new();
+            for input in &function.sig.inputs {
+                if let syn::FnArg::Typed(arg) = input {
+                    pats.push(arg.pat.clone());
+                    tys.push(arg.ty.clone());
+                }
+            }
+            let args: syn::FnArg = syn::parse_quote!(
+                __cerbos_args: ::cerbos_actix::Authorized<#marker, (#(#tys,)*)>
+            );
+            function.sig.inputs = std::iter::once(args).collect();
+            let body = &function.block;
+            function.block = syn::parse_quote!({
+                let (#(#pats,)*) = __cerbos_args.into_inner();
+                #body
+            });
+        }
+    }
     Ok(quote! {
         #spec
         #function
