@@ -16,15 +16,7 @@ use common::contacts::*;
 
 /// The principal named by the `x-user` header; unknown: 401.
 fn principal(req: &HttpRequest) -> std::future::Ready<Result<Principal, ResolveError>> {
-    let user = req
-        .headers()
-        .get("x-user")
-        .and_then(|v| v.to_str().ok())
-        .and_then(user_by_name);
-    std::future::ready(match user {
-        Some(u) => Ok(Principal::new(u.id, [u.role]).with_attr("department", u.department)),
-        None => Err(ResolveError::unauthenticated("unknown user")),
-    })
+    principal_named(req.headers().get("x-user").and_then(|v| v.to_str().ok()))
 }
 
 /// The contact's row from the app data.
@@ -37,6 +29,14 @@ async fn load(contact: Resource, req: HttpRequest) -> Result<Option<Resource>, R
 
 fn contacts_resource() -> PathResource {
     PathResource::new("contact").load(load)
+}
+
+/// The contacts under `/api/v1`, for the scope guards (which run before
+/// actix matches the route, hence the template).
+fn versioned() -> PathResource {
+    contacts_resource()
+        .template("/api/v1/contacts/{id}")
+        .unwrap()
 }
 
 async fn extracted(permissions: PermissionMap, decision: Decision, principal: Principal) -> String {
@@ -115,28 +115,10 @@ macro_rules! app {
                 // guards check, and valid requests pass both.
                 .service(
                     web::scope("/api")
-                        .wrap(
-                            authorization
-                                .guard(
-                                    contacts_resource()
-                                        .template("/api/v1/contacts/{id}")
-                                        .unwrap(),
-                                    ["read"],
-                                )
-                                .unwrap(),
-                        )
+                        .wrap(authorization.guard(versioned(), ["read"]).unwrap())
                         .service(
                             web::scope("/v1")
-                                .wrap(
-                                    authorization
-                                        .guard(
-                                            contacts_resource()
-                                                .template("/api/v1/contacts/{id}")
-                                                .unwrap(),
-                                            read.clone(),
-                                        )
-                                        .unwrap(),
-                                )
+                                .wrap(authorization.guard(versioned(), read.clone()).unwrap())
                                 .route("/contacts/{id}", web::get().to(extracted)),
                         ),
                 )
@@ -173,15 +155,6 @@ async fn call<B: actix_web::body::MessageBody>(
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
-fn perms(user: &User, contact: &Contact) -> String {
-    format!(
-        "{{\"read\":{},\"update\":{},\"delete\":{}}}",
-        expected(user, contact, "read"),
-        expected(user, contact, "update"),
-        expected(user, contact, "delete")
-    )
-}
-
 #[actix_web::test]
 async fn middleware_extractors_attribute_and_in_handler_checks() {
     let db = contacts(10, 3);
@@ -197,7 +170,10 @@ async fn middleware_extractors_attribute_and_in_handler_checks() {
                 if read {
                     assert_eq!(
                         (status, body),
-                        (200, format!("{} {id} {}", user.id, perms(user, contact))),
+                        (
+                            200,
+                            format!("{} {id} {}", user.id, permissions_json(user, contact))
+                        ),
                         "{path}"
                     );
                 } else {
@@ -214,7 +190,7 @@ async fn middleware_extractors_attribute_and_in_handler_checks() {
             if read {
                 assert_eq!(
                     (status, body),
-                    (200, format!("{id} {}", perms(user, contact)))
+                    (200, format!("{id} {}", permissions_json(user, contact)))
                 );
             } else {
                 assert_eq!(status, 403);

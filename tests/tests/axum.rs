@@ -160,15 +160,6 @@ async fn send(
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
-fn perms(user: &User, contact: &Contact) -> String {
-    format!(
-        "{{\"read\":{},\"update\":{},\"delete\":{}}}",
-        expected(user, contact, "read"),
-        expected(user, contact, "update"),
-        expected(user, contact, "delete")
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guards_extractors_attribute_and_in_handler_checks() {
     let db = contacts(10, 3);
@@ -193,7 +184,7 @@ async fn guards_extractors_attribute_and_in_handler_checks() {
                     (status, body),
                     (
                         StatusCode::OK,
-                        format!("{} {id} {}", user.id, perms(user, contact))
+                        format!("{} {id} {}", user.id, permissions_json(user, contact))
                     )
                 );
             } else {
@@ -216,7 +207,10 @@ async fn guards_extractors_attribute_and_in_handler_checks() {
             if read {
                 assert_eq!(
                     (status, body),
-                    (StatusCode::OK, format!("{id} {}", perms(user, contact)))
+                    (
+                        StatusCode::OK,
+                        format!("{id} {}", permissions_json(user, contact))
+                    )
                 );
             } else {
                 assert_eq!(status, StatusCode::FORBIDDEN, "{} {id}", user.name);

@@ -80,6 +80,14 @@ async fn show(
     serde_json::to_string(&permissions).unwrap()
 }
 
+/// A `Cerbos` of `pdp` with the principal named by the `x-user` header.
+fn users_cerbos<P: Pdp>(pdp: P) -> Cerbos<P, impl PrincipalResolver> {
+    Cerbos::builder(pdp)
+        .principal(principal_from_header)
+        .build()
+        .unwrap()
+}
+
 /// An axum app: `/contacts/{id}` protected (the action follows the
 /// method, the permission map has read/update/delete), `/health` not.
 fn axum_app<P: Pdp, R: PrincipalResolver>(cerbos: &Cerbos<P, R>, db: Db) -> Router {
@@ -128,21 +136,14 @@ fn action_of(method: &Method) -> &'static str {
 
 /// The JSON the handler answers for `user` on `contact`.
 fn expected_permissions(user: &User, contact: &Contact) -> serde_json::Value {
-    serde_json::json!({
-        "read": expected(user, contact, "read"),
-        "update": expected(user, contact, "update"),
-        "delete": expected(user, contact, "delete"),
-    })
+    serde_json::from_str(&permissions_json(user, contact)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn axum_router_every_user_contact_and_method() {
     let db = contacts(12, 7);
     let (pdp, calls) = counting(common::contact_client());
-    let cerbos = Cerbos::builder(pdp)
-        .principal(principal_from_header)
-        .build()
-        .unwrap();
+    let cerbos = users_cerbos(pdp);
     let app = axum_app(&cerbos, db.clone());
     let mut checked = 0;
     for user in &USERS {
@@ -221,10 +222,7 @@ async fn ten_thousand_random_requests_match_the_policy() {
     const PER_TASK: u64 = 10_000 / TASKS + 1;
     let db = contacts(60, 42);
     let (pdp, calls) = counting(common::contact_client());
-    let cerbos = Cerbos::builder(pdp)
-        .principal(principal_from_header)
-        .build()
-        .unwrap();
+    let cerbos = users_cerbos(pdp);
     let app = axum_app(&cerbos, db.clone());
     let names = ["alice", "john", "sarah", "geri", "mallory"];
     let methods = [Method::GET, Method::PUT, Method::DELETE];
@@ -295,10 +293,7 @@ async fn one_check_resources_call_on_the_wire_per_request() {
         .start()
         .unwrap();
     let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
-    let cerbos = Cerbos::builder(client)
-        .principal(principal_from_header)
-        .build()
-        .unwrap();
+    let cerbos = users_cerbos(client);
     let db = contacts(5, 1);
     let layer = cerbos
         .layer(
@@ -383,10 +378,7 @@ impl Health for Serving {
 async fn tonic_server_protected_by_the_layer() {
     let db = contacts(12, 7);
     let (pdp, calls) = counting(common::contact_client());
-    let cerbos = Cerbos::builder(pdp)
-        .principal(principal_from_header)
-        .build()
-        .unwrap();
+    let cerbos = users_cerbos(pdp);
     let layer = cerbos
         .layer(contact_from_header(db.clone()), ["read"])
         .unwrap();
@@ -451,10 +443,7 @@ async fn tonic_server_protected_by_the_layer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_service_fn_protected_by_the_layer() {
     let db = contacts(12, 7);
-    let cerbos = Cerbos::builder(common::contact_client())
-        .principal(principal_from_header)
-        .build()
-        .unwrap();
+    let cerbos = users_cerbos(common::contact_client());
     let service = ServiceBuilder::new()
         .layer(
             cerbos

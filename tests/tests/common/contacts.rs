@@ -92,15 +92,26 @@ pub fn user_by_name(name: &str) -> Option<&'static User> {
 
 /// The principal named by the `x-user` header; unknown or missing: 401.
 pub fn principal_from_header(parts: &Parts) -> std::future::Ready<Result<Principal, ResolveError>> {
-    let user = parts
-        .headers
-        .get("x-user")
-        .and_then(|v| v.to_str().ok())
-        .and_then(user_by_name);
-    std::future::ready(match user {
+    principal_named(parts.headers.get("x-user").and_then(|v| v.to_str().ok()))
+}
+
+/// The principal of the user called `name`; unknown or missing: 401.
+pub fn principal_named(name: Option<&str>) -> std::future::Ready<Result<Principal, ResolveError>> {
+    std::future::ready(match name.and_then(user_by_name) {
         Some(u) => Ok(Principal::new(u.id, [u.role]).with_attr("department", u.department)),
         None => Err(ResolveError::unauthenticated("unknown user")),
     })
+}
+
+/// The permission map the handlers answer for `user` on `contact`, as
+/// JSON in check order (read, update, delete).
+pub fn permissions_json(user: &User, contact: &Contact) -> String {
+    format!(
+        "{{\"read\":{},\"update\":{},\"delete\":{}}}",
+        expected(user, contact, "read"),
+        expected(user, contact, "update"),
+        expected(user, contact, "delete")
+    )
 }
 
 /// The contact with the given id, with its row as attributes.
