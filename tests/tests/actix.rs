@@ -83,11 +83,7 @@ fn authorization(
         cerbos_tower::layer::CerbosBuilder<Client>,
     ) -> cerbos_tower::layer::CerbosBuilder<Client>,
 ) -> Authorization {
-    let client = Client::builder(endpoint)
-        .timeout(Duration::from_millis(500))
-        .connect_timeout(Duration::from_millis(250))
-        .build()
-        .unwrap();
+    let client = common::live_client(endpoint).build().unwrap();
     let cerbos = configure(Cerbos::builder(client)).build().unwrap();
     Authorization::new(&cerbos).principal(principal)
 }

@@ -129,10 +129,7 @@ fn app(
 fn cerbos_for(
     endpoint: &str,
 ) -> Cerbos<cerbos_axum::Client, impl cerbos_tower::layer::PrincipalResolver> {
-    let client = cerbos_axum::Client::builder(endpoint)
-        .timeout(std::time::Duration::from_millis(500))
-        .build()
-        .unwrap();
+    let client = common::live_client(endpoint).build().unwrap();
     Cerbos::builder(client)
         .principal(principal_from_header)
         .build()

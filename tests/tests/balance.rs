@@ -16,7 +16,7 @@ async fn calls_are_balanced_across_replicas_and_survive_losing_one() {
         .log_level("info")
         .start()
         .expect("PDP 2");
-    let client = Client::builder(first.grpc_endpoint())
+    let client = common::live_client(first.grpc_endpoint())
         .endpoint(second.grpc_endpoint())
         .build()
         .unwrap();

@@ -235,7 +235,7 @@ async fn chunks_70_actions_on_one_resource() {
 #[tokio::test]
 async fn a_request_over_the_server_limit_is_an_invalid_argument() {
     // The client is told the server allows 100 resources; the PDP says no.
-    let client = Client::builder(shared_pdp().grpc_endpoint())
+    let client = common::live_client(shared_pdp().grpc_endpoint())
         .max_resources_per_request(100)
         .build()
         .expect("client builds");
@@ -296,7 +296,7 @@ async fn unix_socket_client() {
 #[tokio::test]
 async fn jwt_in_aux_data_is_verified_and_read_by_policies() {
     let (pdp, _dir) = common::pdp_with_jwt_key_set();
-    let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
     let check = |token: String| {
         let client = client.clone();
         async move {
@@ -371,8 +371,7 @@ async fn eager_connect_to_a_closed_port_is_unavailable() {
 #[tokio::test]
 async fn keeps_working_across_a_pdp_restart() {
     let mut pdp = Pdp::start(policy_dir()).expect("PDP starts");
-    let client = Client::builder(pdp.grpc_endpoint())
-        .timeout(Duration::from_secs(2))
+    let client = common::live_client(pdp.grpc_endpoint())
         .retry(RetryPolicy {
             max_retries: 3,
             ..Default::default()

@@ -292,7 +292,7 @@ async fn one_check_resources_call_on_the_wire_per_request() {
         .log_level("info")
         .start()
         .unwrap();
-    let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
     let cerbos = users_cerbos(client);
     let db = contacts(5, 1);
     let layer = cerbos
@@ -481,7 +481,7 @@ async fn plain_service_fn_protected_by_the_layer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_jwt_through_axum() {
     let (pdp, _dir) = common::pdp_with_jwt_key_set();
-    let client = Client::builder(pdp.grpc_endpoint()).build().unwrap();
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
     let cerbos = Cerbos::builder(client)
         .principal(BearerJwt::new(principal_from_header).key_set_id("local"))
         .build()
@@ -588,16 +588,37 @@ fn fault_app(endpoint: &str, timeout: Duration, connect_timeout: Duration) -> (R
     (axum_app(&cerbos, db), denied)
 }
 
+/// Waits until the app's decisions come from the PDP again (at most 10 s).
+async fn until_decided(app: &Router) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = call(app, &Method::GET, "/contacts/1", "alice").await;
+        if status == StatusCode::OK {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no decisions: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every answer of a burst while the PDP is up is the policy's decision.
+fn assert_decided(answers: Vec<(bool, StatusCode, Duration)>) {
+    for (allowed, status, took) in answers {
+        assert_eq!(status, decided(allowed), "allowed={allowed}, took {took:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
-    const TIMEOUT: Duration = Duration::from_millis(500);
+    // The client's default: the test machine may be busy with other tests,
+    // and a PDP that is up must never be reported unreachable.
+    const TIMEOUT: Duration = Duration::from_secs(2);
     let mut pdp = TestPdp::start(common::contact_policy_dir()).unwrap();
-    let (app, denied) = fault_app(&pdp.grpc_endpoint(), TIMEOUT, Duration::from_millis(250));
+    let (app, denied) = fault_app(&pdp.grpc_endpoint(), TIMEOUT, Duration::from_secs(1));
 
     // Up: exact decisions.
-    for (allowed, status, _) in burst(&app, 64, &denied).await {
-        assert_eq!(status, decided(allowed));
-    }
+    until_decided(&app).await;
+    assert_decided(burst(&app, 64, &denied).await);
 
     // Traffic keeps flowing while the PDP is killed: every answer is the
     // right decision or 503, never a wrong decision.
@@ -622,7 +643,7 @@ async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     for (_, status, took) in burst(&app, 64, &denied).await {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(took < TIMEOUT + Duration::from_secs(1), "took {took:?}");
+        assert!(took < TIMEOUT, "took {took:?}");
     }
     assert_eq!(
         call(&app, &Method::GET, "/health", "nobody").await.0,
@@ -631,21 +652,8 @@ async fn pdp_killed_during_traffic_denies_as_unreachable_then_recovers() {
 
     // Back: decisions recover without touching the app.
     tokio::task::block_in_place(|| pdp.restart()).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, _) = call(&app, &Method::GET, "/contacts/1", "alice").await;
-        if status == StatusCode::OK {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "decisions did not recover: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    for (allowed, status, _) in burst(&app, 64, &denied).await {
-        assert_eq!(status, decided(allowed));
-    }
+    until_decided(&app).await;
+    assert_decided(burst(&app, 64, &denied).await);
 
     stop.store(true, Ordering::SeqCst);
     let mut outage = 0;

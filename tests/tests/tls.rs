@@ -65,7 +65,7 @@ async fn tls_with_a_custom_ca_and_server_name_and_mtls() {
     assert!(endpoint.starts_with("https://127.0.0.1:"), "{endpoint}");
 
     // mTLS: our CA, the certificate's name, and a client certificate.
-    let mtls = Client::builder(&endpoint)
+    let mtls = common::live_client(&endpoint)
         .tls(
             TlsConfig::new()
                 .ca_certificate(&ours.ca_pem)

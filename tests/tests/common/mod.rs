@@ -4,10 +4,16 @@
 
 pub mod contacts;
 
-use std::{path::PathBuf, sync::OnceLock};
+use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use cerbos_testkit::Pdp;
 use cerbos_tower::Client;
+
+/// The call timeout of the tests' clients of a PDP that is up. The tests
+/// check decisions, not latency (the benchmarks measure that, and the
+/// timeout tests use their own): on a machine busy with the rest of the
+/// suite, an answer must never turn into `Unreachable`.
+pub const LIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The policies shipped with these tests.
 pub fn policy_dir() -> PathBuf {
@@ -46,8 +52,13 @@ fn started(cell: &'static OnceLock<Pdp>, policies: PathBuf) -> &'static Pdp {
     cell.get_or_init(|| Pdp::start(policies).expect("the real Cerbos PDP starts"))
 }
 
+/// A client builder for a PDP that is up, with [`LIVE_TIMEOUT`].
+pub fn live_client(endpoint: impl Into<String>) -> cerbos_tower::ClientBuilder {
+    Client::builder(endpoint).timeout(LIVE_TIMEOUT)
+}
+
 fn client_of(pdp: &Pdp) -> Client {
-    Client::builder(pdp.grpc_endpoint())
+    live_client(pdp.grpc_endpoint())
         .build()
         .expect("client builds")
 }
