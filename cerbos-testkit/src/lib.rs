@@ -8,7 +8,8 @@
 //!   (gRPC on TCP or on a Unix socket), waits until it is healthy, exposes
 //!   its addresses, and kills it on drop, also when a test panics. The PDP
 //!   runs under a small watchdog that kills it when the test process dies,
-//!   even by `SIGKILL`, so no PDP outlives its test.
+//!   even by `SIGKILL`, so no PDP outlives its test, and then removes the
+//!   PDP's temporary directory (PDPs kept in a `static` are never dropped).
 //! - [`compile`] runs `cerbos compile` on a policy directory, which also runs
 //!   the policies' own `*_test.yaml` tests, and reports failures readably.
 //!
@@ -491,15 +492,26 @@ pub struct Pdp {
 /// process dies for any reason). Its traps are set before the PDP starts,
 /// and it ignores SIGPIPE, so a test process that dies before reading the
 /// pid still takes the PDP down with it.
+///
+/// [`Pdp::stop`] says `stop` before closing stdin, because the PDP may be
+/// restarted in the same directory. Without it the test process is gone
+/// (a PDP in a `static` is never dropped), so the watchdog also removes the
+/// PDP's temporary directory, which nothing else would.
 const WATCHDOG: &str = r#"
 trap '' PIPE
-trap 'kill -9 "$pid" 2>/dev/null; exit 0' TERM INT HUP
+clean() {
+  case "$CERBOS_TESTKIT_DIR" in
+    */cerbos-testkit-*) rm -rf "$CERBOS_TESTKIT_DIR" ;;
+  esac
+}
+trap 'kill -9 "$pid" 2>/dev/null; clean; exit 0' TERM INT HUP
 "$@" </dev/null >>"$CERBOS_TESTKIT_LOG" 2>&1 &
 pid=$!
 echo "$pid"
-read -r _ignored
+read -r said
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
+[ "$said" = stop ] || clean
 exit 0
 "#;
 
@@ -578,7 +590,11 @@ impl Pdp {
     /// Kills the PDP and waits for it. Does nothing if it is stopped.
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut process) = self.process.take() {
-            drop(process.stdin.take());
+            if let Some(mut stdin) = process.stdin.take() {
+                // The directory stays: the PDP may be restarted in it. A
+                // watchdog that is already gone cannot read it, which is fine.
+                let _ = stdin.write_all(b"stop\n");
+            }
             let deadline = Instant::now() + Duration::from_secs(5);
             loop {
                 match process.watchdog.try_wait()? {
@@ -652,6 +668,10 @@ impl Pdp {
             .arg(&self.binary)
             .args(self.args())
             .env("CERBOS_TESTKIT_LOG", &self.log_path)
+            .env(
+                "CERBOS_TESTKIT_DIR",
+                self.log_path.parent().unwrap_or(Path::new("")),
+            )
             .env("CERBOS_NO_TELEMETRY", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

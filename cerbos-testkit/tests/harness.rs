@@ -105,15 +105,32 @@ fn a_bad_configuration_fails_with_the_pdp_log() {
 }
 
 /// Run by `no_orphan_when_the_test_process_is_killed` in a child process:
-/// starts a PDP, prints its pid, and dies without running any destructor.
+/// starts a PDP, prints its pid and its directory (where its socket is), and
+/// dies without running any destructor.
 #[test]
 fn orphan_helper() {
     if std::env::var_os("CERBOS_TESTKIT_ORPHAN_HELPER").is_none() {
         return;
     }
-    let pdp = Pdp::start(fixtures("policies")).expect("starts");
+    let pdp = Pdp::builder(fixtures("policies"))
+        .grpc_on_unix_socket(true)
+        .start()
+        .expect("starts");
     println!("PDP_PID={}", pdp.pid().unwrap());
+    let dir = pdp.unix_socket().unwrap().parent().unwrap();
+    println!("PDP_DIR={}", dir.display());
     std::process::abort();
+}
+
+/// The value the helper printed as `NAME=value` (libtest may print the
+/// test's name before it on the same line).
+fn printed<'a>(stdout: &'a str, name: &str) -> &'a str {
+    let marker = format!("{name}=");
+    stdout
+        .lines()
+        .find_map(|l| l.split_once(&marker).map(|(_, value)| value))
+        .unwrap_or_else(|| panic!("the helper printed {name}: {stdout}"))
+        .trim()
 }
 
 #[test]
@@ -129,15 +146,16 @@ fn no_orphan_when_the_test_process_is_killed() {
         .output()
         .expect("the helper runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let pid: u32 = stdout
-        .lines()
-        .find_map(|l| l.split_once("PDP_PID=").map(|(_, pid)| pid))
-        .unwrap_or_else(|| panic!("the helper printed the PDP pid: {stdout}"))
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: u32 = printed(&stdout, "PDP_PID").parse().unwrap();
+    let dir = std::path::PathBuf::from(printed(&stdout, "PDP_DIR"));
     assert!(!output.status.success(), "the helper aborted");
     assert!(gone(pid), "PDP {pid} outlived the process that started it");
+    // The watchdog removes the directory right after the PDP is gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dir.exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir.exists(), "{} outlived the process", dir.display());
 }
 
 #[test]
