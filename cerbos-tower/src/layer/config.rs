@@ -285,6 +285,11 @@ impl Actions {
     /// Actions chosen by HTTP method; add methods with
     /// [`method`](Self::method). A request with a method that has no
     /// actions is denied (403) without asking the PDP.
+    ///
+    /// That includes CORS preflight (`OPTIONS`) requests, which carry no
+    /// credentials: put the CORS middleware (tower-http's `CorsLayer`,
+    /// actix-cors) outside the authorization layer, so that it answers
+    /// them before they reach it.
     pub fn by_method() -> Self {
         Actions::default()
     }
