@@ -11,24 +11,13 @@ use std::collections::BTreeSet;
 use cerbos_sql::{Dialect, Join, PlanToSql};
 use cerbos_tower::{CheckResources, Client, PlanResources, Principal, Resource};
 use common::contacts::Rng;
-use rusqlite::{Connection, types::Value as SqlValue};
+use rusqlite::Connection;
 use sea_query::{Alias, Query, SqliteQueryBuilder};
 
 /// Runs `query` on `db` and returns the ids it selects.
 fn ids(db: &Connection, query: &sea_query::SelectStatement) -> BTreeSet<String> {
     let (sql, values) = query.build(SqliteQueryBuilder);
-    let params: Vec<SqlValue> = values
-        .0
-        .into_iter()
-        .map(|v| match v {
-            sea_query::Value::Bool(Some(b)) => SqlValue::Integer(i64::from(b)),
-            sea_query::Value::BigInt(Some(i)) => SqlValue::Integer(i),
-            sea_query::Value::Int(Some(i)) => SqlValue::Integer(i64::from(i)),
-            sea_query::Value::Double(Some(f)) => SqlValue::Real(f),
-            sea_query::Value::String(Some(s)) => SqlValue::Text(*s),
-            other => panic!("unexpected bound value {other:?}"),
-        })
-        .collect();
+    let params = contacts_shared::sqlite_params(values).unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut statement = db.prepare(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     statement
         .query_map(rusqlite::params_from_iter(params), |row| {

@@ -240,7 +240,7 @@ impl Db {
             .order_by((contact, Alias::new("id")), sea_query::Order::Asc);
         filter.apply(&mut query);
         let (sql, values) = query.build(SqliteQueryBuilder);
-        let params: Vec<SqlValue> = values.0.into_iter().map(sql_value).collect();
+        let params = sqlite_params(values).map_err(ListError::Db)?;
         let conn = self.conn();
         let mut statement = conn.prepare(&sql).map_err(ListError::Db)?;
         let rows = statement
@@ -286,15 +286,24 @@ impl Db {
     }
 }
 
-fn sql_value(value: sea_query::Value) -> SqlValue {
-    match value {
-        sea_query::Value::Bool(Some(b)) => SqlValue::Integer(i64::from(b)),
-        sea_query::Value::BigInt(Some(i)) => SqlValue::Integer(i),
-        sea_query::Value::Int(Some(i)) => SqlValue::Integer(i64::from(i)),
-        sea_query::Value::Double(Some(f)) => SqlValue::Real(f),
-        sea_query::Value::String(Some(s)) => SqlValue::Text(*s),
-        _ => SqlValue::Null,
-    }
+/// The values sea-query bound for a SQLite query, as rusqlite parameters.
+/// A kind of value the plan-to-SQL conversion never binds is an error, not
+/// a silent `NULL`.
+pub fn sqlite_params(values: sea_query::Values) -> rusqlite::Result<Vec<SqlValue>> {
+    values
+        .0
+        .into_iter()
+        .map(|value| match value {
+            sea_query::Value::Bool(Some(b)) => Ok(SqlValue::Integer(i64::from(b))),
+            sea_query::Value::BigInt(Some(i)) => Ok(SqlValue::Integer(i)),
+            sea_query::Value::Int(Some(i)) => Ok(SqlValue::Integer(i64::from(i))),
+            sea_query::Value::Double(Some(f)) => Ok(SqlValue::Real(f)),
+            sea_query::Value::String(Some(s)) => Ok(SqlValue::Text(*s)),
+            other => Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("unexpected bound value {other:?}").into(),
+            )),
+        })
+        .collect()
 }
 
 /// The body of `POST /contacts/new` and `PUT /contacts/{id}`.
