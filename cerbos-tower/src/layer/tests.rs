@@ -829,6 +829,17 @@ fn path_templates() {
         t.match_path("/orgs/%4/files/x").is_none(),
         "truncated escape"
     );
+    for bad in ["%+1", "%-1", "%g0", "%0 ", "%✓"] {
+        assert!(
+            t.match_path(&format!("/orgs/{bad}/files/x")).is_none(),
+            "malformed escape {bad}"
+        );
+    }
+    assert_eq!(
+        t.match_path("/orgs/%41%6a/files/x").unwrap().get("org"),
+        Some("Aj"),
+        "either case"
+    );
     let t = PathTemplate::new("/contacts/{id}").unwrap();
     assert!(t.match_path("/contacts/1/").is_none());
     assert!(t.match_path("/contacts/1/edit").is_none());
