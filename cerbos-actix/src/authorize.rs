@@ -141,10 +141,17 @@ impl Allowed {
     }
 }
 
+/// The request's method as an `http` 1 method. actix's methods are `http`
+/// 0.2 ones, whose tokens are all valid `http` 1 methods, so this is `None`
+/// only in theory.
+fn http_method(req: &HttpRequest) -> Option<http::Method> {
+    http::Method::from_bytes(req.method().as_str().as_bytes()).ok()
+}
+
 /// The `http` request head of an actix request, for rendering rejections.
 fn http_head(req: &HttpRequest) -> http::request::Parts {
     let mut head = http::Request::new(()).into_parts().0;
-    head.method = http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default();
+    head.method = http_method(req).unwrap_or_default();
     head.uri = req.uri().to_string().parse().unwrap_or_default();
     for (name, value) in req.headers() {
         if let (Ok(name), Ok(value)) = (
@@ -293,8 +300,7 @@ where
         let guard = self.guard.clone();
         Box::pin(async move {
             let http_req = req.request().clone();
-            let method =
-                http::Method::from_bytes(http_req.method().as_str().as_bytes()).unwrap_or_default();
+            let method = http_method(&http_req);
             let resource = guard.resource.resolve_resource(&http_req);
             let actions = guard.actions.clone();
             let outcome = guard
@@ -303,6 +309,13 @@ where
                     &http_req,
                     resource,
                     |authorizer, subject, resource| async move {
+                        // A method the check cannot read is a bad request,
+                        // never taken for another one.
+                        let Some(method) = method else {
+                            return Err(
+                                ResolveError::bad_request("unreadable request method").into()
+                            );
+                        };
                         authorizer
                             .authorize_actions(&subject, resource, &method, &actions)
                             .await
