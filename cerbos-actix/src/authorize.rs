@@ -14,7 +14,7 @@ use cerbos_tower::{
     Principal, Resource,
     layer::{
         ActionSet, Actions, Authorizer, Cerbos, Decision, Pdp, Rejection, RejectionKind,
-        ResolveError, Subject,
+        ResolveError, Subject, loaded,
     },
 };
 use futures_util::future::LocalBoxFuture;
@@ -475,11 +475,7 @@ impl<M: Spec + 'static, T: FromRequest + 'static> FromRequest for Authorized<M, 
             let resource = match resource_from_path(&req, M::KIND, M::ID_PARAM, None) {
                 Ok(resource) => {
                     let loading = M::load(resource, req.clone());
-                    Box::pin(async move {
-                        loading
-                            .await?
-                            .ok_or_else(|| ResolveError::not_found("the loader found no resource"))
-                    }) as LocalBoxFuture<'static, _>
+                    Box::pin(async move { loaded(loading.await) }) as LocalBoxFuture<'static, _>
                 }
                 Err(err) => Box::pin(std::future::ready(Err(err))),
             };

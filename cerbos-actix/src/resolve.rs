@@ -5,7 +5,7 @@ use std::{future::Future, rc::Rc, sync::Arc};
 use actix_web::{HttpMessage, HttpRequest, http::header};
 use cerbos_tower::{
     AuxData, Principal, Resource,
-    layer::{BearerJwt, PathTemplate, ResolveError, id_param},
+    layer::{BearerJwt, PathTemplate, ResolveError, id_param, loaded},
 };
 use futures_util::future::LocalBoxFuture;
 
@@ -231,11 +231,7 @@ impl ResourceResolver for PathResource {
             (Ok(resource), None) => Box::pin(std::future::ready(Ok(resource))),
             (Ok(resource), Some(loader)) => {
                 let loading = loader(resource, req.clone());
-                Box::pin(async move {
-                    loading
-                        .await?
-                        .ok_or_else(|| ResolveError::not_found("the loader found no resource"))
-                })
+                Box::pin(async move { loaded(loading.await) })
             }
         }
     }

@@ -9,7 +9,7 @@ use axum::{
 };
 use cerbos_tower::{
     Resource,
-    layer::{Authorizer, Decision, Rejection, RejectionKind, ResolveError, Subject},
+    layer::{Authorizer, Decision, Rejection, RejectionKind, ResolveError, Subject, loaded},
 };
 use http::{Request, request::Parts};
 
@@ -218,16 +218,12 @@ where
             Ok(subject) => subject,
             Err(rejection) => return Err(reject(rejection, parts)),
         };
-        let loaded = match resource_from_path(parts, M::KIND, M::ID_PARAM) {
-            Ok(resource) => M::load(resource, state).await,
+        let resource = match resource_from_path(parts, M::KIND, M::ID_PARAM) {
+            Ok(resource) => loaded(M::load(resource, state).await),
             Err(err) => Err(err),
         };
-        let resource = match loaded {
-            Ok(Some(resource)) => resource,
-            Ok(None) => {
-                let err = ResolveError::not_found("the loader found no resource");
-                return Err(reject(err.into(), parts));
-            }
+        let resource = match resource {
+            Ok(resource) => resource,
             Err(err) => return Err(reject(err.into(), parts)),
         };
         let decision = authorizer

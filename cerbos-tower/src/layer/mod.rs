@@ -141,7 +141,7 @@ pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{
     BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
     ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath, ResourceResolver,
-    id_param,
+    id_param, loaded,
 };
 pub use service::CerbosService;
 

@@ -617,6 +617,13 @@ impl ResourceResolver for ResourceFromPath {
     }
 }
 
+/// What a loader's answer means for the request: the resource, a 404 for
+/// `Ok(None)` (nothing has that id), or the loader's own error. The rule of
+/// [`Load`] and of the adapters' loaders.
+pub fn loaded(answer: Result<Option<Resource>, ResolveError>) -> Result<Resource, ResolveError> {
+    answer?.ok_or_else(|| ResolveError::not_found("the loader found no resource"))
+}
+
 /// A resource resolver completed by a loader: the inner resolver finds the
 /// resource (kind and id), then the loader returns it with attributes,
 /// `Ok(None)` if it does not exist (404), or an error.
@@ -666,10 +673,6 @@ where
     fn resolve_resource(&self, parts: &Parts) -> Self::Future {
         let found = self.resolver.resolve_resource(parts);
         let loader = self.loader.clone();
-        Box::pin(async move {
-            loader(found.await?)
-                .await?
-                .ok_or_else(|| ResolveError::not_found("the loader found no resource"))
-        })
+        Box::pin(async move { loaded(loader(found.await?).await) })
     }
 }
