@@ -8,10 +8,10 @@ pub use authorize::{
 };
 pub use cerbos_macros::actix_authorize as authorize;
 pub use cerbos_tower::{
-    self, Client, Principal, Resource,
+    self, Client, MissingAuthorization, Principal, Resource,
     layer::{
-        Actions, BearerJwt, Cerbos, Decision, MissingAuthorization, PermissionMap, Reason,
-        Rejection, RejectionKind, ResolveError,
+        Actions, BearerJwt, Cerbos, Decision, PermissionMap, Reason, Rejection, RejectionKind,
+        ResolveError,
     },
 };
 pub use resolve::{PathResource, PrincipalFromExtensions, PrincipalResolver, ResourceResolver};

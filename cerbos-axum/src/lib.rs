@@ -7,10 +7,10 @@ mod path;
 pub use authz::{Authorized, Authz, CerbosRejection};
 pub use cerbos_macros::axum_authorize as authorize;
 pub use cerbos_tower::{
-    self, Client, Principal, Resource,
+    self, Client, MissingAuthorization, Principal, Resource,
     layer::{
-        Actions, Authorizer, Cerbos, Decision, MissingAuthorization, PermissionMap, Reason,
-        Rejection, RejectionKind, ResolveError,
+        Actions, Authorizer, Cerbos, Decision, PermissionMap, Reason, Rejection, RejectionKind,
+        ResolveError,
     },
 };
 pub use guard::CerbosExt;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cerbos_tower::{Expression, Operand, PlanFilter};
+use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
 use sea_query::{
     Alias, BinOper, ColumnRef, Cond, Condition, DynIden, Expr, Func, IntoColumnRef, IntoIden,
     JoinType, LikeExpr, SelectStatement, SimpleExpr, Value,
@@ -81,7 +81,7 @@ struct Mapped {
 ///
 /// ```
 /// use cerbos_sql::{Dialect, Filter, PlanToSql};
-/// use cerbos_tower::{Expression, Operand, PlanFilter};
+/// use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
 /// use sea_query::{Alias, Query, SqliteQueryBuilder};
 ///
 /// let to_sql = PlanToSql::new(Dialect::Sqlite)
@@ -237,10 +237,8 @@ impl PlanToSql {
             Operand::Variable(name) => {
                 Ok(Cond::all().add(Expr::col(self.column_of(name, used)?).eq(true)))
             }
-            Operand::Value(serde_json::Value::Bool(true)) => Ok(Cond::all()),
-            Operand::Value(serde_json::Value::Bool(false)) => {
-                Ok(Cond::all().add(Expr::cust("1 = 0")))
-            }
+            Operand::Value(AttrValue::Bool(true)) => Ok(Cond::all()),
+            Operand::Value(AttrValue::Bool(false)) => Ok(Cond::all().add(Expr::cust("1 = 0"))),
             Operand::Value(other) => Err(Error::UnsupportedOperands {
                 operator: "condition".into(),
                 detail: format!("the constant {other} is not a condition"),
@@ -284,7 +282,7 @@ impl PlanToSql {
             "in" => {
                 let [
                     Operand::Variable(name),
-                    Operand::Value(serde_json::Value::Array(items)),
+                    Operand::Value(AttrValue::List(items)),
                 ] = e.operands.as_slice()
                 else {
                     return Err(bad(
@@ -304,7 +302,7 @@ impl PlanToSql {
             "startsWith" | "endsWith" | "contains" => {
                 let [
                     Operand::Variable(name),
-                    Operand::Value(serde_json::Value::String(needle)),
+                    Operand::Value(AttrValue::String(needle)),
                 ] = e.operands.as_slice()
                 else {
                     return Err(bad("only `column.fn(\"constant\")` is supported"));
@@ -357,7 +355,7 @@ impl PlanToSql {
                 let right = self.column_of(name, used)?;
                 Ok(Expr::col(column).binary(op, Expr::col(right)))
             }
-            Operand::Value(serde_json::Value::Null) => match operator {
+            Operand::Value(AttrValue::Null) => match operator {
                 "eq" => Ok(Expr::col(column).is_null()),
                 "ne" => Ok(Expr::col(column).is_not_null()),
                 _ => Err(bad("an order comparison with null".into())),
@@ -430,16 +428,15 @@ fn mirror(operator: &str) -> &str {
 }
 
 /// A JSON scalar as a bound SQL value: integral numbers as integers.
-fn scalar(value: &serde_json::Value) -> Option<Value> {
+/// A constant as a bound SQL value. Non-finite numbers have no SQL literal
+/// with CEL's meaning (NaN equals nothing): refused.
+fn scalar(value: &AttrValue) -> Option<Value> {
     match value {
-        serde_json::Value::Bool(b) => Some((*b).into()),
-        serde_json::Value::String(s) => Some(s.as_str().into()),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Some(i.into()),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some((f as i64).into()),
-            (None, Some(f)) => Some(f.into()),
-            _ => None,
-        },
+        AttrValue::Bool(b) => Some((*b).into()),
+        AttrValue::String(s) => Some(s.as_str().into()),
+        AttrValue::Number(f) if !f.is_finite() => None,
+        AttrValue::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some((*f as i64).into()),
+        AttrValue::Number(f) => Some((*f).into()),
         _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! Rendering for each dialect, and the errors that keep unsound plans out.
 
-use cerbos_tower::{Expression, Operand, PlanFilter};
+use cerbos_client::{Expression, Operand, PlanFilter};
 use sea_query::{Alias, MysqlQueryBuilder, PostgresQueryBuilder, Query, SqliteQueryBuilder};
 
 use super::*;
@@ -10,6 +10,7 @@ fn var(name: &str) -> Operand {
 }
 
 fn val(v: serde_json::Value) -> Operand {
+    let v = cerbos_client::AttrValue::from(v);
     Operand::Value(v)
 }
 

@@ -1,5 +1,5 @@
 //! Wire-compatible protobuf messages and gRPC stubs for the part of the
-//! [Cerbos](https://cerbos.dev) API that `cerbos-tower` uses.
+//! [Cerbos](https://cerbos.dev) API that `cerbos-client` uses.
 //!
 //! The `.proto` files in this crate's `proto/` folder are the project's own,
 //! with the same packages, message names, field numbers and types as the
@@ -12,11 +12,13 @@
 //! Well-known types (`google.protobuf.Value`, `Struct`, `Timestamp`, …) are
 //! [`prost_types`], so these messages interoperate with other prost code.
 //!
-//! Most users want the typed client in `cerbos-tower` instead of these raw
+//! Most users want the typed client in `cerbos-client` instead of these raw
 //! messages.
 //!
 //! # Features
-//! - `server`: also generate the gRPC server traits (useful for in-process
+//! - `grpc`: the gRPC client stubs (tonic); without it, only the messages
+//!   (prost), for crates that read Cerbos types without talking to a PDP.
+//! - `server`: also the the gRPC server traits (useful for in-process
 //!   stubs in tests).
 #![allow(missing_docs, unreachable_pub, clippy::all)]
 

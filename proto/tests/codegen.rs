@@ -30,6 +30,7 @@ fn generated_code_is_current() {
         .build_client(true)
         .build_server(true)
         .build_transport(false)
+        .client_mod_attribute(".", r#"#[cfg(feature = "grpc")]"#)
         .server_mod_attribute(".", r#"#[cfg(feature = "server")]"#)
         .out_dir(&out)
         .compile_fds(fds)

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use cerbos_sql::{Dialect, Join, PlanToSql};
-use cerbos_tower::{CheckResources, Client, PlanResources, Principal, Resource};
+use cerbos_tower::{AttrValue, CheckResources, Client, PlanResources, Principal, Resource};
 use common::contacts::Rng;
 use rusqlite::Connection;
 use sea_query::{Alias, Query, SqliteQueryBuilder};
@@ -180,7 +180,7 @@ async fn ticket_plans_select_exactly_the_allowed_rows() {
                     owner_department.map_or(serde_json::Value::Null, Into::into),
                 )
                 .with_attr("team", team)
-                .with_attr("priority", priority)
+                .with_attr("priority", AttrValue::try_from(priority).unwrap())
                 .with_attr("score", score)
                 .with_attr("status", status)
                 .with_attr("title", title)

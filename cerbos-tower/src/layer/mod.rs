@@ -134,7 +134,7 @@ pub use body::ResponseBody;
 pub(crate) use config::ActionSpec;
 pub use config::{ALLOW_BYPASS_ENV, ActionSet, Actions, Cerbos, CerbosBuilder, CerbosLayer};
 pub use decision::{Decision, PermissionMap, Reason};
-pub use extract::MissingAuthorization;
+
 pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};

@@ -64,6 +64,7 @@ pub mod health_check_response {
     }
 }
 /// Generated client implementations.
+#[cfg(feature = "grpc")]
 pub mod health_client {
     #![allow(
         unused_variables,

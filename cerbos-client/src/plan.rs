@@ -7,7 +7,7 @@ use cerbos_proto::cerbos::{
     schema::v1::ValidationError,
 };
 
-use crate::{AttrValue, AuxData, Error, Principal, Result, model::value_to_json};
+use crate::{AttrValue, AuxData, Error, Principal, Result};
 
 /// A `PlanResources` request: a principal, a resource kind (with the
 /// attributes already known) and the actions. The answer is a
@@ -15,7 +15,7 @@ use crate::{AttrValue, AuxData, Error, Principal, Result, model::value_to_json};
 /// principal may act on, which becomes a database filter.
 ///
 /// ```
-/// use cerbos_tower::{PlanResources, Principal};
+/// use cerbos_client::{PlanResources, Principal};
 /// let request = PlanResources::new(Principal::new("john", ["user"]), "contact")
 ///     .action("read")
 ///     .with_attr("department", "Sales");
@@ -62,7 +62,9 @@ impl PlanResources {
 
     /// Sets a resource attribute that is already known.
     pub fn with_attr(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
-        self.resource.attr.insert(key.into(), value.into().0);
+        self.resource
+            .attr
+            .insert(key.into(), value.into().into_proto());
         self
     }
 
@@ -169,8 +171,8 @@ pub enum PlanFilter {
 /// A node of a plan's condition tree.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Operand {
-    /// A constant.
-    Value(serde_json::Value),
+    /// A constant (numbers may be non-finite: a policy can fold `0.0/0.0`).
+    Value(AttrValue),
     /// A variable such as `request.resource.attr.owner`.
     Variable(String),
     /// An operator applied to operands, such as `eq(variable, value)`.
@@ -222,7 +224,11 @@ pub(crate) fn from_wire(answer: response::PlanResourcesResponse) -> Result<PlanR
 fn operand_from_wire(op: plan_resources_filter::expression::Operand) -> Result<Operand> {
     use plan_resources_filter::expression::operand::Node;
     match op.node {
-        Some(Node::Value(v)) => Ok(Operand::Value(value_to_json(&v))),
+        Some(Node::Value(v)) => AttrValue::from_proto(&v)
+            .map(Operand::Value)
+            .ok_or_else(|| {
+                Error::MalformedResponse("a plan value operand has no value kind".into())
+            }),
         Some(Node::Variable(name)) => Ok(Operand::Variable(name)),
         Some(Node::Expression(e)) => {
             if e.operator.is_empty() {
@@ -274,7 +280,7 @@ mod tests {
             operator: "eq".into(),
             operands: vec![
                 Operand::Variable("request.resource.attr.owner".into()),
-                Operand::Value(serde_json::json!("alicia")),
+                Operand::Value("alicia".into()),
             ],
         });
         assert_eq!(

@@ -1,13 +1,6 @@
 //! The Cerbos gRPC client.
 
-use std::{
-    future::Future,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use cerbos_proto::{
     cerbos::{request::v1 as request, svc::v1::cerbos_service_client::CerbosServiceClient},
@@ -25,7 +18,7 @@ use tonic::{
 use crate::{
     CheckResources, CheckResourcesResponse, Error, PlanResources, PlanResourcesResponse, Result,
     check::{self, Limits},
-    plan,
+    new_request_id, plan,
 };
 
 /// The gRPC service name the PDP reports health for.
@@ -38,8 +31,8 @@ const HEALTH_SERVICE: &str = "cerbos.svc.v1.CerbosService";
 /// HTTP/2 with no lock.
 ///
 /// ```no_run
-/// use cerbos_tower::{CheckResources, Client, Principal, Resource};
-/// # async fn run() -> Result<(), cerbos_tower::Error> {
+/// use cerbos_client::{CheckResources, Client, Principal, Resource};
+/// # async fn run() -> Result<(), cerbos_client::Error> {
 /// let client = Client::builder("http://127.0.0.1:3593").build()?;
 /// let response = client
 ///     .check_resources(
@@ -329,7 +322,7 @@ impl ClientBuilder {
         #[cfg(not(feature = "tls"))]
         if is_https {
             return Err(Error::Config(format!(
-                "endpoint {address:?} needs TLS: enable the `tls` feature of cerbos-tower"
+                "endpoint {address:?} needs TLS: enable the `tls` feature of cerbos-client"
             )));
         }
         Ok(endpoint)
@@ -545,17 +538,4 @@ impl Client {
             attempt += 1;
         }
     }
-}
-
-/// A request id unique to this process run: a random per-process prefix
-/// and a counter.
-pub(crate) fn new_request_id() -> String {
-    static PREFIX: OnceLock<u64> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
-        use std::hash::{BuildHasher, RandomState};
-        RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()))
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:016x}-{n:08x}")
 }

@@ -7,7 +7,7 @@ use cerbos_proto::cerbos::{
     schema::v1::ValidationError,
 };
 
-use crate::{AuxData, Error, Principal, Resource, Result};
+use crate::{AttrValue, AuxData, Error, Principal, Resource, Result};
 
 /// The effect of a policy decision for one action.
 ///
@@ -62,7 +62,7 @@ pub struct ResourceEntry {
 /// reassembles the results in request order.
 ///
 /// ```
-/// use cerbos_tower::{CheckResources, Principal, Resource};
+/// use cerbos_client::{CheckResources, Principal, Resource};
 /// let request = CheckResources::new(Principal::new("alice", ["user"]))
 ///     .resource(Resource::new("contact", "1"), ["read", "update"])
 ///     .resource(Resource::new("contact", "2"), ["read"])
@@ -141,15 +141,14 @@ impl CheckResources {
         &self.entries
     }
 
-    #[cfg(test)]
-    pub(crate) fn request_id_for_tests(&self) -> String {
-        self.request_id.clone().unwrap_or_default()
+    /// The request id set with [`Self::request_id`], if any.
+    pub fn request_id_ref(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
-    #[cfg(test)]
-    pub(crate) fn aux_data_for_tests(&self) -> Option<(String, String)> {
-        let jwt = self.aux_data.as_ref()?.as_proto().jwt.clone()?;
-        Some((jwt.token, jwt.key_set_id))
+    /// The auxiliary data set with [`Self::aux_data`], if any.
+    pub fn aux_data_ref(&self) -> Option<&AuxData> {
+        self.aux_data.as_ref()
     }
 
     pub(crate) fn take_request_id(&mut self) -> Option<String> {
@@ -362,9 +361,9 @@ pub struct CheckResourcesResponse {
 impl CheckResourcesResponse {
     /// A response from its wire form, as is (no check against a request).
     ///
-    /// For [`Pdp`](crate::layer::Pdp) implementations other than the
-    /// client, such as stubs in tests: the layer checks the answer against
-    /// what it asked.
+    /// For PDP implementations other than [`Client`](crate::Client), such
+    /// as the stubs in tests behind `cerbos_tower::layer::Pdp`: the layer
+    /// checks the answer against what it asked.
     pub fn from_proto(answer: response::CheckResourcesResponse) -> Self {
         CheckResourcesResponse {
             request_id: answer.request_id,
@@ -480,13 +479,14 @@ impl ResourceResult {
         &self.inner.outputs
     }
 
-    /// The output of the rule named `src`, as JSON.
-    pub fn output(&self, src: &str) -> Option<serde_json::Value> {
-        self.inner.outputs.iter().find(|o| o.src == src).map(|o| {
-            o.val
-                .as_ref()
-                .map_or(serde_json::Value::Null, crate::model::value_to_json)
-        })
+    /// The output of the rule named `src` (`None` if there is none, or if
+    /// its value is malformed).
+    pub fn output(&self, src: &str) -> Option<AttrValue> {
+        let output = self.inner.outputs.iter().find(|o| o.src == src)?;
+        match &output.val {
+            None => Some(AttrValue::Null),
+            Some(value) => AttrValue::from_proto(value),
+        }
     }
 
     /// Matched policies and derived roles, when the request asked for meta.

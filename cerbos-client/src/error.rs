@@ -3,7 +3,7 @@ use std::time::Duration;
 /// Everything that can go wrong when talking to the Cerbos PDP.
 ///
 /// Every variant means "no decision": callers that authorize requests must
-/// treat any `Err` as a denial (the tower layer in this crate does).
+/// treat any `Err` as a denial (the `cerbos-tower` layer does).
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -39,10 +39,10 @@ pub enum Error {
     },
 
     /// The PDP answered with any other gRPC error status.
-    #[error("the Cerbos PDP answered {code:?}: {message}")]
+    #[error("the Cerbos PDP answered {code}: {message}")]
     Status {
         /// The gRPC status code.
-        code: tonic::Code,
+        code: GrpcCode,
         /// The PDP's message.
         message: String,
     },
@@ -64,6 +64,7 @@ impl Error {
     /// Maps a gRPC status. Statuses the client made itself (rather than the
     /// PDP) carry their cause in the source chain: a client-side deadline, a
     /// broken connection, an undecodable answer.
+    #[cfg(feature = "grpc")]
     pub(crate) fn from_status(status: tonic::Status, timeout: Duration) -> Self {
         use tonic::Code;
         let message = status_message(&status);
@@ -90,13 +91,59 @@ impl Error {
             Code::Unavailable => Error::Unavailable { message },
             Code::DeadlineExceeded => Error::Timeout(timeout),
             Code::InvalidArgument => Error::InvalidArgument { message },
-            code => Error::Status { code, message },
+            code => Error::Status {
+                code: GrpcCode(code as i32),
+                message,
+            },
         }
+    }
+}
+
+/// A gRPC status code, as the PDP answered it (`Display` gives its name,
+/// such as `PERMISSION_DENIED`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GrpcCode(pub i32);
+
+impl GrpcCode {
+    /// The code's name in the gRPC specification (`UNKNOWN_CODE` for a
+    /// number it does not define).
+    pub fn name(self) -> &'static str {
+        const NAMES: [&str; 17] = [
+            "OK",
+            "CANCELLED",
+            "UNKNOWN",
+            "INVALID_ARGUMENT",
+            "DEADLINE_EXCEEDED",
+            "NOT_FOUND",
+            "ALREADY_EXISTS",
+            "PERMISSION_DENIED",
+            "RESOURCE_EXHAUSTED",
+            "FAILED_PRECONDITION",
+            "ABORTED",
+            "OUT_OF_RANGE",
+            "UNIMPLEMENTED",
+            "INTERNAL",
+            "UNAVAILABLE",
+            "DATA_LOSS",
+            "UNAUTHENTICATED",
+        ];
+        usize::try_from(self.0)
+            .ok()
+            .and_then(|i| NAMES.get(i))
+            .copied()
+            .unwrap_or("UNKNOWN_CODE")
+    }
+}
+
+impl std::fmt::Display for GrpcCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
 /// The status message, with the transport error behind it when tonic only
 /// says "transport error" or similar.
+#[cfg(feature = "grpc")]
 fn status_message(status: &tonic::Status) -> String {
     let mut message = status.message().to_owned();
     let mut source = std::error::Error::source(status);
