@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
+mod column;
+
 use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
+pub use column::{Column, ColumnType, IntoColumn, NullAs};
 use sea_query::{
-    Alias, BinOper, ColumnRef, Cond, Condition, DynIden, Expr, Func, IntoColumnRef, IntoIden,
-    JoinType, LikeExpr, SelectStatement, SimpleExpr, Value,
+    BinOper, ColumnRef, Cond, Condition, DynIden, Expr, ExprTrait, IntoColumnRef, IntoIden,
+    JoinType, SelectStatement, SimpleExpr,
 };
 
 /// The SQL dialect the filter is for. String functions differ: a plain
@@ -72,38 +75,55 @@ impl Join {
 #[derive(Clone, Debug)]
 struct Mapped {
     variable: String,
-    column: ColumnRef,
+    column: Column,
     join: Option<usize>,
 }
 
-/// Maps plan variables (`request.resource.attr.owner_id`) to columns,
-/// possibly on joined tables, and turns plans into filters.
+/// Maps plan variables (`request.resource.attr.owner_id`) to declared
+/// [`Column`]s, possibly on joined tables, and turns plans into filters.
 ///
 /// ```
-/// use cerbos_sql::{Dialect, Filter, PlanToSql};
+/// use cerbos_sql::{Column, Dialect, Filter, NullAs, PlanToSql};
 /// use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
 /// use sea_query::{Alias, Query, SqliteQueryBuilder};
 ///
+/// let contact = || Alias::new("contact");
 /// let to_sql = PlanToSql::new(Dialect::Sqlite)
-///     .column("request.resource.attr.owner_id", (Alias::new("contact"), Alias::new("owner_id")));
-/// // What the PDP answers for "contacts owned by user 2".
-/// let plan = PlanFilter::Conditional(Operand::Expression(Expression {
+///     // NOT NULL columns: the NullAs convention does not matter.
+///     .column("request.resource.attr.owner_id", Column::string((contact(), Alias::new("owner_id"))))
+///     .column("request.resource.attr.is_active", Column::bool((contact(), Alias::new("is_active"))))
+///     // A nullable column the application leaves out of the resource when NULL.
+///     .column(
+///         "request.resource.attr.manager",
+///         Column::string((contact(), Alias::new("manager"))).null_as(NullAs::Omitted),
+///     );
+/// let eq = |attr: &str, value: AttrValue| PlanFilter::Conditional(Operand::Expression(Expression {
 ///     operator: "eq".into(),
-///     operands: vec![
-///         Operand::Variable("request.resource.attr.owner_id".into()),
-///         Operand::Value("2".into()),
-///     ],
+///     operands: vec![Operand::Variable(format!("request.resource.attr.{attr}")), Operand::Value(value)],
 /// }));
-/// let mut query = Query::select();
-/// query.column(Alias::new("id")).from(Alias::new("contact"));
-/// let filter = to_sql.filter(&plan).unwrap();
-/// assert!(filter.may_match());
-/// filter.apply(&mut query);
-/// let (sql, values) = query.build(SqliteQueryBuilder);
-/// assert_eq!(sql, r#"SELECT "id" FROM "contact" WHERE "contact"."owner_id" = ?"#);
-/// assert_eq!(values.0.len(), 1);
+/// let sql = |plan: &PlanFilter| {
+///     let mut query = Query::select();
+///     query.column(Alias::new("id")).from(contact());
+///     to_sql.filter(plan).unwrap().apply(&mut query);
+///     query.to_string(SqliteQueryBuilder)
+/// };
+/// // What the PDP answers for "contacts managed by user 2": byte-exact,
+/// // whatever the column's collation.
+/// assert_eq!(
+///     sql(&eq("manager", "2".into())),
+///     r#"SELECT "id" FROM "contact" WHERE ("contact"."manager" COLLATE BINARY) = '2'"#
+/// );
+/// // `owner_id == 2` with a number: CEL never equates a string and a
+/// // number, so no row matches (SQLite alone would match '2').
+/// assert_eq!(
+///     sql(&eq("owner_id", 2.0.into())),
+///     r#"SELECT "id" FROM "contact" WHERE 1 = 0"#
+/// );
+/// // Comparing with null means something else when NULL is omitted: refused.
+/// assert!(to_sql.filter(&eq("manager", AttrValue::Null)).is_err());
 /// ```
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct PlanToSql {
     dialect: Dialect,
     columns: Arc<Vec<Mapped>>,
@@ -165,11 +185,13 @@ impl PlanToSql {
     }
 
     /// Maps `variable` (as the plan names it, `request.resource.attr.x`)
-    /// to `column`.
-    pub fn column(mut self, variable: impl Into<String>, column: impl IntoColumnRef) -> Self {
+    /// to `column`: a [`Column`] with its declared type
+    /// (`Column::string((table, name))`), or a bare column reference, which
+    /// is an [`unchecked`](Column::unchecked) column.
+    pub fn column(mut self, variable: impl Into<String>, column: impl IntoColumn) -> Self {
         Arc::make_mut(&mut self.columns).push(Mapped {
             variable: variable.into(),
-            column: column.into_column_ref(),
+            column: column.into_column(),
             join: None,
         });
         self
@@ -180,7 +202,7 @@ impl PlanToSql {
     pub fn joined_column(
         mut self,
         variable: impl Into<String>,
-        column: impl IntoColumnRef,
+        column: impl IntoColumn,
         join: Join,
     ) -> Self {
         let joins = Arc::make_mut(&mut self.joins);
@@ -196,7 +218,7 @@ impl PlanToSql {
         };
         Arc::make_mut(&mut self.columns).push(Mapped {
             variable: variable.into(),
-            column: column.into_column_ref(),
+            column: column.into_column(),
             join: Some(index),
         });
         self
@@ -221,24 +243,35 @@ impl PlanToSql {
         }
     }
 
-    fn column_of(&self, variable: &str, used: &mut Vec<usize>) -> Result<ColumnRef, Error> {
+    fn column_of(&self, variable: &str, used: &mut Vec<usize>) -> Result<&Column, Error> {
         let mapped = self
             .columns
             .iter()
             .find(|m| m.variable == variable)
             .ok_or_else(|| Error::UnmappedVariable(variable.to_owned()))?;
         used.extend(mapped.join);
-        Ok(mapped.column.clone())
+        Ok(&mapped.column)
     }
 
     fn condition(&self, operand: &Operand, used: &mut Vec<usize>) -> Result<Condition, Error> {
         match operand {
             // A bare boolean attribute: `R.attr.active`.
             Operand::Variable(name) => {
-                Ok(Cond::all().add(Expr::col(self.column_of(name, used)?).eq(true)))
+                let column = self.column_of(name, used)?;
+                match column.ty {
+                    None | Some(ColumnType::Bool) => Ok(Cond::all().add(
+                        // NULL (and a missing attribute) is an error in CEL:
+                        // unknown in SQL, also under `not`.
+                        Expr::col(column.column.clone()).eq(true),
+                    )),
+                    Some(ty) => Err(Error::UnsupportedOperands {
+                        operator: "condition".into(),
+                        detail: format!("{name} is a {ty:?} column, not a condition"),
+                    }),
+                }
             }
             Operand::Value(AttrValue::Bool(true)) => Ok(Cond::all()),
-            Operand::Value(AttrValue::Bool(false)) => Ok(Cond::all().add(Expr::cust("1 = 0"))),
+            Operand::Value(AttrValue::Bool(false)) => Ok(Cond::all().add(Expr::cust(FALSE))),
             Operand::Value(other) => Err(Error::UnsupportedOperands {
                 operator: "condition".into(),
                 detail: format!("the constant {other} is not a condition"),
@@ -268,6 +301,8 @@ impl PlanToSql {
                 }
                 Ok(cond)
             }
+            // Every leaf is exact in three values (true, false, and NULL
+            // where CEL has an evaluation error), so SQL's NOT is CEL's `!`.
             "not" => match e.operands.as_slice() {
                 [operand] => Ok(self.condition(operand, used)?.not()),
                 _ => Err(bad("`not` takes one operand")),
@@ -290,14 +325,8 @@ impl PlanToSql {
                     ));
                 };
                 let column = self.column_of(name, used)?;
-                if items.is_empty() {
-                    return Ok(Cond::all().add(Expr::cust("1 = 0")));
-                }
-                let values = items
-                    .iter()
-                    .map(|v| scalar(v).ok_or_else(|| bad(&format!("{v} is not a scalar"))))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Cond::all().add(Expr::col(column).is_in(values)))
+                self.membership(name, column, items)
+                    .map(|x| Cond::all().add(x))
             }
             "startsWith" | "endsWith" | "contains" => {
                 let [
@@ -308,8 +337,15 @@ impl PlanToSql {
                     return Err(bad("only `column.fn(\"constant\")` is supported"));
                 };
                 let column = self.column_of(name, used)?;
-                self.string_function(operator, column, needle)
-                    .map(|x| Cond::all().add(x))
+                if !matches!(column.ty, None | Some(ColumnType::String)) {
+                    return Err(bad(&format!(
+                        "{name} is a {:?} column, not a string",
+                        column.ty.unwrap_or(ColumnType::String)
+                    )));
+                }
+                let present = self.string_function(operator, &column.column, needle)?;
+                // `null.startsWith("x")` is an evaluation error in CEL.
+                Ok(Cond::all().add(leaf(&column.column, present, OnNull::Error)))
             }
             _ => Err(Error::UnsupportedOperator {
                 operator: operator.to_owned(),
@@ -331,17 +367,16 @@ impl PlanToSql {
         };
         // The plan keeps the policy's operand order: `1 < x` arrives as
         // `lt(1, x)` and is mirrored into `x > 1`.
-        let (column, other, operator) = match (left, right) {
-            (Operand::Variable(name), other) => (self.column_of(name, used)?, other, operator),
-            (other @ Operand::Value(_), Operand::Variable(name)) => {
-                (self.column_of(name, used)?, other, mirror(operator))
-            }
+        let (name, other, operator) = match (left, right) {
+            (Operand::Variable(name), other) => (name, other, operator),
+            (other @ Operand::Value(_), Operand::Variable(name)) => (name, other, mirror(operator)),
             _ => {
                 return Err(bad(format!(
                     "{left} and {right} are not a column and a value"
                 )));
             }
         };
+        let column = self.column_of(name, used)?;
         let op = match operator {
             "eq" => BinOper::Equal,
             "ne" => BinOper::NotEqual,
@@ -350,19 +385,91 @@ impl PlanToSql {
             "gt" => BinOper::GreaterThan,
             _ => BinOper::GreaterThanOrEqual,
         };
+        let equality = matches!(operator, "eq" | "ne");
+        let col = &column.column;
         match other {
-            Operand::Variable(name) => {
-                let right = self.column_of(name, used)?;
-                Ok(Expr::col(column).binary(op, Expr::col(right)))
+            Operand::Variable(other_name) => {
+                let right = self.column_of(other_name, used)?;
+                let kind = match (column.ty, right.ty) {
+                    (None, None) => None,
+                    (Some(a), Some(b)) if kind_of(a).is_some() && kind_of(a) == kind_of(b) => {
+                        kind_of(a)
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "{name} and {other_name} are not columns of one comparable type"
+                        )));
+                    }
+                };
+                // NULL on either side is unknown: never more rows than
+                // CEL (fewer when both are explicit nulls and `==`).
+                Ok(self
+                    .lhs(col, kind)
+                    .binary(op, self.lhs(&right.column, kind)))
             }
-            Operand::Value(AttrValue::Null) => match operator {
-                "eq" => Ok(Expr::col(column).is_null()),
-                "ne" => Ok(Expr::col(column).is_not_null()),
-                _ => Err(bad("an order comparison with null".into())),
-            },
+            Operand::Value(AttrValue::Null) => {
+                if !equality {
+                    return Err(bad("an order comparison with null".into()));
+                }
+                if column.null_as == NullAs::Omitted {
+                    return Err(bad(format!(
+                        "comparing {name} with null: its NULL rows are sent without the \
+                         attribute (NullAs::Omitted), and CEL does not treat a missing \
+                         attribute as null"
+                    )));
+                }
+                Ok(if operator == "eq" {
+                    Expr::col(col.clone()).is_null()
+                } else {
+                    Expr::col(col.clone()).is_not_null()
+                })
+            }
+            Operand::Value(value @ (AttrValue::List(_) | AttrValue::Map(_))) => {
+                Err(bad(format!("{value} is not a scalar")))
+            }
             Operand::Value(value) => {
-                let value = scalar(value).ok_or_else(|| bad(format!("{value} is not a scalar")))?;
-                Ok(Expr::col(column).binary(op, value))
+                let column_kind = match column.ty {
+                    None => None,
+                    Some(ty) => Some(kind_of(ty).ok_or_else(|| {
+                        bad(format!(
+                            "{name} is a {ty:?} column: SQL does not compare it as CEL does"
+                        ))
+                    })?),
+                };
+                // CEL: `null == c` is false, `null != c` true, `null < c` an
+                // error; a missing attribute is an error everywhere.
+                let on_null = match (column.null_as, operator) {
+                    (NullAs::Omitted, _) => OnNull::Error,
+                    (NullAs::ExplicitNull, "eq") => OnNull::False,
+                    (NullAs::ExplicitNull, "ne") => OnNull::True,
+                    (NullAs::ExplicitNull, _) => OnNull::Error,
+                };
+                let value_kind = scalar_kind(value);
+                let present = if column_kind.is_some_and(|k| k != value_kind) {
+                    // A string never equals a number (nor a bool an int),
+                    // and ordering them is an evaluation error.
+                    match operator {
+                        "eq" => Present::Const(false),
+                        "ne" => Present::Const(true),
+                        _ => return Ok(Expr::cust(UNKNOWN)),
+                    }
+                } else if matches!(value, AttrValue::Number(f) if f.is_nan()) {
+                    // NaN equals nothing and orders with nothing.
+                    Present::Const(operator == "ne")
+                } else {
+                    let bound = self.bound(value).map_err(bad)?;
+                    let mut expr = self.lhs(col, Some(value_kind)).binary(op, bound);
+                    if self.dialect == Dialect::Postgres
+                        && column.ty == Some(ColumnType::Double)
+                        && !equality
+                    {
+                        // PostgreSQL orders 'NaN' above every number; CEL
+                        // orders it with none.
+                        expr = expr.and(Expr::col(col.clone()).ne(Expr::cust("'NaN'::float8")));
+                    }
+                    Present::Expr(expr)
+                };
+                Ok(leaf(col, present, on_null))
             }
             Operand::Expression(inner) => Err(bad(format!(
                 "comparing a column with the expression {}",
@@ -371,49 +478,240 @@ impl PlanToSql {
         }
     }
 
+    /// `in(column, [constants])`: equality with any item, as CEL's `in`.
+    fn membership(
+        &self,
+        name: &str,
+        column: &Column,
+        items: &[AttrValue],
+    ) -> Result<SimpleExpr, Error> {
+        let bad = |detail: String| Error::UnsupportedOperands {
+            operator: "in".into(),
+            detail,
+        };
+        let column_kind = match column.ty {
+            None => None,
+            Some(ty) => Some(kind_of(ty).ok_or_else(|| {
+                bad(format!(
+                    "{name} is a {ty:?} column: SQL does not compare it as CEL does"
+                ))
+            })?),
+        };
+        let mut has_null = false;
+        let mut values = Vec::new();
+        let mut kinds = Vec::new();
+        for item in items {
+            match item {
+                AttrValue::Null => has_null = true,
+                AttrValue::List(_) | AttrValue::Map(_) => {
+                    return Err(bad(format!("{item} is not a scalar")));
+                }
+                // NaN equals nothing.
+                AttrValue::Number(f) if f.is_nan() => {}
+                // Another type never equals the column's values.
+                _ if column_kind.is_some_and(|k| k != scalar_kind(item)) => {}
+                _ => {
+                    kinds.push(scalar_kind(item));
+                    values.push(self.bound(item).map_err(bad)?);
+                }
+            }
+        }
+        let on_null = match column.null_as {
+            NullAs::Omitted => OnNull::Error,
+            NullAs::ExplicitNull if has_null => OnNull::True,
+            NullAs::ExplicitNull => OnNull::False,
+        };
+        kinds.dedup();
+        let kind = match (column_kind, kinds.as_slice()) {
+            (Some(kind), _) => Some(kind),
+            (None, [kind]) => Some(*kind),
+            // An unchecked column compared with mixed constants.
+            (None, _) => None,
+        };
+        let present = if values.is_empty() {
+            Present::Const(false)
+        } else {
+            Present::Expr(self.lhs(&column.column, kind).is_in(values))
+        };
+        Ok(leaf(&column.column, present, on_null))
+    }
+
+    /// The column as the left side of a comparison with values of `kind`:
+    /// strings compare byte by byte whatever the column's collation.
+    fn lhs(&self, column: &ColumnRef, kind: Option<Kind>) -> SimpleExpr {
+        let col = Expr::col(column.clone());
+        if kind != Some(Kind::String) {
+            return col.into();
+        }
+        match self.dialect {
+            Dialect::Sqlite => self.cust1("? COLLATE BINARY", col),
+            Dialect::Postgres => self.cust1(r#"? COLLATE "C""#, col),
+            Dialect::MySql => self.cust1("CAST(? AS BINARY)", col),
+        }
+    }
+
+    /// A custom expression; `?` stands for the next of `exprs` (numbered
+    /// for PostgreSQL).
+    fn cust(&self, template: &str, exprs: impl IntoIterator<Item = SimpleExpr>) -> SimpleExpr {
+        let template = if self.dialect == Dialect::Postgres {
+            let mut numbered = String::with_capacity(template.len() + 4);
+            for (i, part) in template.split('?').enumerate() {
+                if i > 0 {
+                    numbered.push_str(&format!("${i}"));
+                }
+                numbered.push_str(part);
+            }
+            numbered
+        } else {
+            template.to_owned()
+        };
+        Expr::cust_with_exprs(template, exprs)
+    }
+
+    fn cust1(&self, template: &str, expr: impl Into<SimpleExpr>) -> SimpleExpr {
+        self.cust(template, [expr.into()])
+    }
+
+    /// A constant as a bound value (strings as bytes for MySQL).
+    fn bound(&self, value: &AttrValue) -> Result<SimpleExpr, String> {
+        Ok(match value {
+            AttrValue::Bool(b) => Expr::val(*b).into(),
+            AttrValue::String(s) if self.dialect == Dialect::MySql => {
+                self.cust1("CAST(? AS BINARY)", s.as_str())
+            }
+            AttrValue::String(s) => Expr::val(s.as_str()).into(),
+            AttrValue::Number(f) if f.is_infinite() && self.dialect == Dialect::MySql => {
+                return Err(format!("MySQL has no {f}"));
+            }
+            AttrValue::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                Expr::val(*f as i64).into()
+            }
+            AttrValue::Number(f) => Expr::val(*f).into(),
+            other => return Err(format!("{other} is not a scalar")),
+        })
+    }
+
+    /// The string function on a non-NULL column: exact for every byte
+    /// string, and case-sensitive.
     fn string_function(
         &self,
         operator: &str,
-        column: ColumnRef,
+        column: &ColumnRef,
         needle: &str,
-    ) -> Result<SimpleExpr, Error> {
+    ) -> Result<Present, Error> {
         if needle.is_empty() {
             // Every string starts with, ends with and contains "".
-            return Ok(Expr::col(column).is_not_null());
+            return Ok(Present::Const(true));
         }
-        let chars = needle.chars().count() as i64;
+        let col = || SimpleExpr::from(Expr::col(column.clone()));
+        let needle_value = || SimpleExpr::from(Expr::val(needle));
         match self.dialect {
             Dialect::Sqlite => {
-                // instr and substr compare exactly (LIKE would ignore case).
-                let instr = Func::cust(Alias::new("instr"))
-                    .arg(Expr::col(column.clone()))
-                    .arg(needle);
-                Ok(match operator {
-                    "startsWith" => Expr::expr(instr).eq(1),
-                    "contains" => Expr::expr(instr).gt(0),
-                    _ => Expr::expr(
-                        Func::cust(Alias::new("substr"))
-                            .arg(Expr::col(column))
-                            .arg(-chars),
-                    )
-                    .eq(needle),
-                })
+                // On the UTF-8 bytes (SQLite's text functions stop at NUL,
+                // LIKE ignores case); a byte match of UTF-8 is a character
+                // match.
+                let bytes = needle.len() as i64;
+                Ok(Present::Expr(match operator {
+                    "startsWith" => self.cust(
+                        "substr(CAST(? AS BLOB), 1, ?) = CAST(? AS BLOB)",
+                        [col(), Expr::val(bytes).into(), needle_value()],
+                    ),
+                    "endsWith" => self.cust(
+                        "substr(CAST(? AS BLOB), ?) = CAST(? AS BLOB)",
+                        [col(), Expr::val(-bytes).into(), needle_value()],
+                    ),
+                    _ => self.cust(
+                        "instr(CAST(? AS BLOB), CAST(? AS BLOB)) > 0",
+                        [col(), needle_value()],
+                    ),
+                }))
             }
             Dialect::Postgres => {
-                let escaped = escape_like(needle);
-                let pattern = match operator {
-                    "startsWith" => format!("{escaped}%"),
-                    "endsWith" => format!("%{escaped}"),
-                    _ => format!("%{escaped}%"),
-                };
-                Ok(Expr::col(column).like(LikeExpr::new(pattern).escape('\\')))
+                // PostgreSQL text holds no NUL (a needle with one fails
+                // the query); "C" compares bytes.
+                let chars = needle.chars().count() as i64;
+                Ok(Present::Expr(match operator {
+                    "startsWith" => {
+                        self.cust(r#"starts_with(? COLLATE "C", ?)"#, [col(), needle_value()])
+                    }
+                    "endsWith" => self.cust(
+                        r#"right(?, ?) COLLATE "C" = ?"#,
+                        [col(), Expr::val(chars).into(), needle_value()],
+                    ),
+                    _ => self.cust(r#"strpos(? COLLATE "C", ?) > 0"#, [col(), needle_value()]),
+                }))
             }
             Dialect::MySql => Err(Error::UnsupportedOperator {
                 operator: operator.to_owned(),
-                detail: " for MySQL: LIKE's case-sensitivity depends on the column's collation"
-                    .into(),
+                detail: " for MySQL: not verified to be exact and case-sensitive there".into(),
             }),
         }
+    }
+}
+
+const FALSE: &str = "1 = 0";
+const TRUE: &str = "1 = 1";
+/// An evaluation error for every row: unknown, also under NOT.
+const UNKNOWN: &str = "NULL";
+
+/// The CEL kinds SQL can compare exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    String,
+    Number,
+    Bool,
+}
+
+fn kind_of(ty: ColumnType) -> Option<Kind> {
+    match ty {
+        ColumnType::String => Some(Kind::String),
+        ColumnType::Integer | ColumnType::Double => Some(Kind::Number),
+        ColumnType::Bool => Some(Kind::Bool),
+        ColumnType::Timestamp | ColumnType::Json => None,
+    }
+}
+
+/// The kind of a scalar (lists, maps and null are handled before).
+fn scalar_kind(value: &AttrValue) -> Kind {
+    match value {
+        AttrValue::String(_) => Kind::String,
+        AttrValue::Bool(_) => Kind::Bool,
+        _ => Kind::Number,
+    }
+}
+
+/// What CEL says for a row whose column is NULL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OnNull {
+    True,
+    False,
+    /// An evaluation error: the rule does not match, even under `!`.
+    Error,
+}
+
+/// A condition on the rows whose column is not NULL.
+enum Present {
+    /// Two-valued on those rows, NULL when the column is NULL.
+    Expr(SimpleExpr),
+    /// The same for every such row.
+    Const(bool),
+}
+
+/// The condition for every row: `present` where the column is not NULL,
+/// `on_null` (with an error as SQL's unknown) where it is.
+fn leaf(column: &ColumnRef, present: Present, on_null: OnNull) -> SimpleExpr {
+    let col = || Expr::col(column.clone());
+    match (present, on_null) {
+        (Present::Expr(e), OnNull::Error) => e,
+        (Present::Expr(e), OnNull::False) => col().is_not_null().and(e),
+        (Present::Expr(e), OnNull::True) => col().is_null().or(e),
+        (Present::Const(b), OnNull::Error) => Expr::case(col().is_null(), Expr::cust(UNKNOWN))
+            .finally(Expr::cust(if b { TRUE } else { FALSE }))
+            .into(),
+        (Present::Const(true), OnNull::False) => col().is_not_null(),
+        (Present::Const(false), OnNull::True) => col().is_null(),
+        (Present::Const(true), OnNull::True) => Expr::cust(TRUE),
+        (Present::Const(false), OnNull::False) => Expr::cust(FALSE),
     }
 }
 
@@ -425,32 +723,6 @@ fn mirror(operator: &str) -> &str {
         "ge" => "le",
         same => same,
     }
-}
-
-/// A JSON scalar as a bound SQL value: integral numbers as integers.
-/// A constant as a bound SQL value. Non-finite numbers have no SQL literal
-/// with CEL's meaning (NaN equals nothing): refused.
-fn scalar(value: &AttrValue) -> Option<Value> {
-    match value {
-        AttrValue::Bool(b) => Some((*b).into()),
-        AttrValue::String(s) => Some(s.as_str().into()),
-        AttrValue::Number(f) if !f.is_finite() => None,
-        AttrValue::Number(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some((*f as i64).into()),
-        AttrValue::Number(f) => Some((*f).into()),
-        _ => None,
-    }
-}
-
-/// Escapes `%`, `_` and the escape character `\` for `LIKE … ESCAPE '\'`.
-fn escape_like(needle: &str) -> String {
-    let mut out = String::with_capacity(needle.len());
-    for c in needle.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use cerbos_client::{Expression, Operand, PlanFilter};
 use sea_query::{Alias, MysqlQueryBuilder, PostgresQueryBuilder, Query, SqliteQueryBuilder};
 
 use super::*;
+use cerbos_client::AttrValue;
 
 fn var(name: &str) -> Operand {
     Operand::Variable(format!("request.resource.attr.{name}"))
@@ -22,23 +23,35 @@ fn op(operator: &str, operands: Vec<Operand>) -> Operand {
 }
 
 fn to_sql(dialect: Dialect) -> PlanToSql {
-    let t = Alias::new("t");
-    let mut to_sql = PlanToSql::new(dialect);
-    for name in ["a", "b", "title", "flag"] {
-        to_sql = to_sql.column(
-            format!("request.resource.attr.{name}"),
-            (t.clone(), Alias::new(name)),
-        );
-    }
-    to_sql.joined_column(
-        "request.resource.attr.dept",
-        (Alias::new("u"), Alias::new("dept")),
-        Join::new(
-            Alias::new("u"),
-            (t, Alias::new("owner")),
-            (Alias::new("u"), Alias::new("id")),
-        ),
-    )
+    let t = || Alias::new("t");
+    let col = |name: &str| (t(), Alias::new(name));
+    let attr = |name: &str| format!("request.resource.attr.{name}");
+    PlanToSql::new(dialect)
+        .column(attr("a"), Column::string(col("a")))
+        .column(attr("title"), Column::string(col("title")))
+        .column(attr("b"), Column::integer(col("b")))
+        .column(attr("c"), Column::integer(col("c")))
+        .column(attr("d"), Column::double(col("d")))
+        .column(attr("flag"), Column::bool(col("flag")))
+        .column(attr("ts"), Column::timestamp(col("ts")))
+        .column(attr("tags"), Column::json(col("tags")))
+        // Omitted when NULL: every leaf is plain SQL (unknown on NULL).
+        .column(
+            attr("n"),
+            Column::integer(col("n")).null_as(NullAs::Omitted),
+        )
+        .column(attr("o"), Column::string(col("o")).null_as(NullAs::Omitted))
+        // A bare column reference: unchecked.
+        .column(attr("u"), col("u"))
+        .joined_column(
+            attr("dept"),
+            Column::string((Alias::new("u"), Alias::new("dept"))).null_as(NullAs::Omitted),
+            Join::new(
+                Alias::new("u"),
+                (t(), Alias::new("owner")),
+                (Alias::new("u"), Alias::new("id")),
+            ),
+        )
 }
 
 /// The SQL and bound values for `condition`.
@@ -64,123 +77,287 @@ fn where_of(dialect: Dialect, condition: Operand) -> String {
         .unwrap_or(sql)
 }
 
-#[test]
-fn comparisons_are_mirrored_when_the_value_comes_first() {
-    let w = |o: &str| where_of(Dialect::Sqlite, op(o, vec![val(1.into()), var("a")]));
-    assert_eq!(w("lt"), r#""t"."a" > ?"#);
-    assert_eq!(w("le"), r#""t"."a" >= ?"#);
-    assert_eq!(w("gt"), r#""t"."a" < ?"#);
-    assert_eq!(w("ge"), r#""t"."a" <= ?"#);
-    assert_eq!(w("eq"), r#""t"."a" = ?"#);
-    assert_eq!(w("ne"), r#""t"."a" <> ?"#);
-    let cols = where_of(Dialect::Sqlite, op("lt", vec![var("a"), var("b")]));
-    assert_eq!(cols, r#""t"."a" < "t"."b""#);
+fn nan() -> Operand {
+    Operand::Value(f64::NAN.into())
+}
+
+fn null() -> Operand {
+    val(serde_json::Value::Null)
+}
+
+fn refused(dialect: Dialect, condition: Operand) -> String {
+    to_sql(dialect)
+        .filter(&PlanFilter::Conditional(condition))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
-fn nulls_logic_and_membership() {
+fn comparisons_are_mirrored_when_the_value_comes_first() {
+    let w = |o: &str| where_of(Dialect::Sqlite, op(o, vec![val(1.into()), var("n")]));
+    assert_eq!(w("lt"), r#""t"."n" > ?"#);
+    assert_eq!(w("le"), r#""t"."n" >= ?"#);
+    assert_eq!(w("gt"), r#""t"."n" < ?"#);
+    assert_eq!(w("ge"), r#""t"."n" <= ?"#);
+    assert_eq!(w("eq"), r#""t"."n" = ?"#);
+    assert_eq!(w("ne"), r#""t"."n" <> ?"#);
+    let cols = where_of(Dialect::Sqlite, op("lt", vec![var("b"), var("n")]));
+    assert_eq!(cols, r#""t"."b" < "t"."n""#);
+}
+
+#[test]
+fn a_constant_of_another_type_is_decided_as_cel_decides_it() {
+    let w = |condition| where_of(Dialect::Sqlite, condition);
+    // A string column never equals a number: no row, whatever SQLite's
+    // affinity would say about '2' = 2; `!=` keeps every row, NULL ones too
+    // (`null != 2` is true in CEL).
+    assert_eq!(w(op("eq", vec![var("a"), val(2.into())])), "1 = 0");
+    assert_eq!(w(op("ne", vec![var("a"), val(2.into())])), "1 = 1");
+    // Ordering a string and a number is an evaluation error: unknown, also
+    // under `not`.
+    assert_eq!(w(op("lt", vec![var("a"), val(5.into())])), "NULL");
     assert_eq!(
-        where_of(
-            Dialect::Sqlite,
-            op("ne", vec![var("a"), val(serde_json::Value::Null)])
-        ),
-        r#""t"."a" IS NOT NULL"#
+        w(op("not", vec![op("lt", vec![var("a"), val(5.into())])])),
+        "NOT (NULL)"
+    );
+    // A bool is not an int, a number column is not a string.
+    assert_eq!(w(op("eq", vec![var("flag"), val(1.into())])), "1 = 0");
+    assert_eq!(w(op("eq", vec![var("b"), val("2".into())])), "1 = 0");
+    assert_eq!(
+        w(op("in", vec![var("a"), val(serde_json::json!([2, 5]))])),
+        "1 = 0"
     );
     assert_eq!(
-        where_of(
-            Dialect::Sqlite,
-            op("eq", vec![var("a"), val(serde_json::Value::Null)])
-        ),
-        r#""t"."a" IS NULL"#
+        w(op("in", vec![var("a"), val(serde_json::json!([2, "5"]))])),
+        r#""t"."a" IS NOT NULL AND ("t"."a" COLLATE BINARY) IN (?)"#
     );
+    // A missing attribute is an error, not a non-match: unknown on NULL.
+    assert_eq!(
+        w(op("ne", vec![var("o"), val(2.into())])),
+        r#"(CASE WHEN ("t"."o" IS NULL) THEN NULL ELSE 1 = 1 END)"#
+    );
+    // Integer and double columns compare numerically with any number.
+    let (sql, values) = render(Dialect::Sqlite, op("lt", vec![var("b"), val(2.5.into())]));
+    assert!(sql.ends_with(r#""t"."b" < ?"#), "{sql}");
+    assert_eq!(values, vec![sea_query::Value::from(2.5)]);
+}
+
+#[test]
+fn explicit_nulls_keep_the_rows_cel_keeps() {
+    let w = |condition| where_of(Dialect::Sqlite, condition);
+    // `null != "x"` is true, `null == "x"` false, also under `not`.
+    assert_eq!(
+        w(op("ne", vec![var("a"), val("x".into())])),
+        r#""t"."a" IS NULL OR ("t"."a" COLLATE BINARY) <> ?"#
+    );
+    assert_eq!(
+        w(op("not", vec![op("eq", vec![var("a"), val("x".into())])])),
+        r#"NOT ("t"."a" IS NOT NULL AND ("t"."a" COLLATE BINARY) = ?)"#
+    );
+    assert_eq!(
+        w(op(
+            "not",
+            vec![op("in", vec![var("b"), val(serde_json::json!([1, 2]))])]
+        )),
+        r#"NOT ("t"."b" IS NOT NULL AND "t"."b" IN (?, ?))"#
+    );
+    assert_eq!(
+        w(op("in", vec![var("b"), val(serde_json::json!([1, null]))])),
+        r#""t"."b" IS NULL OR "t"."b" IN (?)"#
+    );
+    // `null < 1` is an evaluation error: plain SQL (unknown on NULL).
+    assert_eq!(w(op("lt", vec![var("b"), val(1.into())])), r#""t"."b" < ?"#);
+    assert_eq!(w(op("eq", vec![var("b"), null()])), r#""t"."b" IS NULL"#);
+    assert_eq!(
+        w(op("ne", vec![var("b"), null()])),
+        r#""t"."b" IS NOT NULL"#
+    );
+    // Omitted: comparing with null means something else in CEL.
+    let err = refused(Dialect::Sqlite, op("eq", vec![var("o"), null()]));
+    assert!(err.contains("NullAs::Omitted"), "{err}");
+    let err = refused(Dialect::Sqlite, op("ne", vec![null(), var("n")]));
+    assert!(err.contains("request.resource.attr.n"), "{err}");
+}
+
+#[test]
+fn non_finite_numbers_stay_numbers() {
+    let w = |condition| where_of(Dialect::Sqlite, condition);
+    // NaN equals nothing, orders with nothing.
+    assert_eq!(w(op("eq", vec![var("d"), nan()])), "1 = 0");
+    assert_eq!(w(op("ne", vec![var("d"), nan()])), "1 = 1");
+    assert_eq!(
+        w(op("lt", vec![nan(), var("d")])),
+        r#"(CASE WHEN ("t"."d" IS NULL) THEN NULL ELSE 1 = 0 END)"#
+    );
+    assert_eq!(
+        w(op(
+            "in",
+            vec![
+                var("n"),
+                Operand::Value(AttrValue::List(vec![f64::NAN.into()]))
+            ]
+        )),
+        r#"(CASE WHEN ("t"."n" IS NULL) THEN NULL ELSE 1 = 0 END)"#
+    );
+    // Infinity is bound as a double.
+    let (sql, values) = render(
+        Dialect::Sqlite,
+        op("lt", vec![var("n"), Operand::Value(f64::INFINITY.into())]),
+    );
+    assert!(sql.ends_with(r#""t"."n" < ?"#), "{sql}");
+    assert_eq!(values, vec![sea_query::Value::from(f64::INFINITY)]);
+    let err = refused(
+        Dialect::MySql,
+        op(
+            "lt",
+            vec![var("n"), Operand::Value(f64::NEG_INFINITY.into())],
+        ),
+    );
+    assert!(err.contains("MySQL"), "{err}");
+    // PostgreSQL orders 'NaN' above every number; CEL does not.
+    assert_eq!(
+        where_of(Dialect::Postgres, op("gt", vec![var("d"), val(1.into())])),
+        r#""t"."d" > $1 AND "t"."d" <> ('NaN'::float8)"#
+    );
+}
+
+#[test]
+fn strings_compare_bytes_in_every_dialect() {
+    let eq = || op("eq", vec![var("o"), val("Bob".into())]);
+    assert_eq!(
+        where_of(Dialect::Sqlite, eq()),
+        r#"("t"."o" COLLATE BINARY) = ?"#
+    );
+    assert_eq!(
+        where_of(Dialect::Postgres, eq()),
+        r#"("t"."o" COLLATE "C") = $1"#
+    );
+    assert_eq!(
+        where_of(Dialect::MySql, eq()),
+        "(CAST(`t`.`o` AS BINARY)) = (CAST(? AS BINARY))"
+    );
+}
+
+#[test]
+fn logic_and_joins() {
     let tree = op(
         "or",
         vec![
-            op("not", vec![op("eq", vec![var("a"), val("x".into())])]),
+            op("not", vec![op("eq", vec![var("o"), val("x".into())])]),
             op(
                 "and",
                 vec![
                     var("flag"),
-                    op("in", vec![var("b"), val(serde_json::json!([1, 2.5, "z"]))]),
+                    op("in", vec![var("n"), val(serde_json::json!([1, 2.5]))]),
                 ],
             ),
         ],
     );
     assert_eq!(
         where_of(Dialect::Postgres, tree),
-        r#"(NOT "t"."a" = $1) OR ("t"."flag" = $2 AND "t"."b" IN ($3, $4, $5))"#
+        r#"(NOT ("t"."o" COLLATE "C") = $1) OR ("t"."flag" = $2 AND "t"."n" IN ($3, $4))"#
     );
     assert_eq!(
         where_of(
             Dialect::Sqlite,
-            op("in", vec![var("a"), val(serde_json::json!([]))])
+            op("in", vec![var("n"), val(serde_json::json!([]))])
         ),
-        "1 = 0"
+        r#"(CASE WHEN ("t"."n" IS NULL) THEN NULL ELSE 1 = 0 END)"#
     );
-}
-
-#[test]
-fn joins_are_added_only_when_used() {
     let (sql, _) = render(
         Dialect::Sqlite,
         op("eq", vec![var("dept"), val("Sales".into())]),
     );
     assert_eq!(
         sql,
-        r#"SELECT "id" FROM "t" LEFT JOIN "u" ON "t"."owner" = "u"."id" WHERE "u"."dept" = ?"#
+        r#"SELECT "id" FROM "t" LEFT JOIN "u" ON "t"."owner" = "u"."id" WHERE ("u"."dept" COLLATE BINARY) = ?"#
     );
-    let (sql, _) = render(Dialect::Sqlite, op("eq", vec![var("a"), val("x".into())]));
+    let (sql, _) = render(Dialect::Sqlite, op("eq", vec![var("o"), val("x".into())]));
     assert!(!sql.contains("JOIN"), "{sql}");
 }
 
 #[test]
-fn string_functions_are_case_sensitive_and_escaped() {
-    let needle = || val(r"50%_\off".into());
+fn string_functions_are_exact_and_case_sensitive() {
+    let needle = || val("50%_\\off\u{0}é".into());
+    let w = |o: &str| where_of(Dialect::Sqlite, op(o, vec![var("title"), needle()]));
     assert_eq!(
-        where_of(
-            Dialect::Sqlite,
-            op("startsWith", vec![var("title"), needle()])
-        ),
-        r#"instr("t"."title", ?) = ?"#
+        w("startsWith"),
+        r#"substr(CAST("t"."title" AS BLOB), 1, ?) = CAST(? AS BLOB)"#
     );
     assert_eq!(
-        where_of(
-            Dialect::Sqlite,
-            op("contains", vec![var("title"), needle()])
-        ),
-        r#"instr("t"."title", ?) > ?"#
+        w("endsWith"),
+        r#"substr(CAST("t"."title" AS BLOB), ?) = CAST(? AS BLOB)"#
     );
     assert_eq!(
-        where_of(
-            Dialect::Sqlite,
-            op("endsWith", vec![var("title"), needle()])
-        ),
-        r#"substr("t"."title", ?) = ?"#
+        w("contains"),
+        r#"instr(CAST("t"."title" AS BLOB), CAST(? AS BLOB)) > 0"#
     );
+    // Lengths in bytes for SQLite.
+    let (_, values) = render(
+        Dialect::Sqlite,
+        op("endsWith", vec![var("title"), needle()]),
+    );
+    assert_eq!(values[0], sea_query::Value::from(-11i64));
     let (sql, values) = render(
         Dialect::Postgres,
         op("endsWith", vec![var("title"), needle()]),
     );
     assert!(
-        sql.ends_with(r#""t"."title" LIKE $1 ESCAPE E'\\'"#),
+        sql.ends_with(r#"right("t"."title", $1) COLLATE "C" = $2"#),
         "{sql}"
     );
-    assert_eq!(values, vec![sea_query::Value::from(r"%50\%\_\\off")]);
-    let err = to_sql(Dialect::MySql)
-        .filter(&PlanFilter::Conditional(op(
-            "startsWith",
-            vec![var("title"), needle()],
-        )))
-        .unwrap_err();
-    assert!(err.to_string().contains("MySQL"), "{err}");
-    // Every string starts with "".
+    // Lengths in characters for PostgreSQL.
+    assert_eq!(values[0], sea_query::Value::from(10i64));
+    assert_eq!(
+        where_of(
+            Dialect::Postgres,
+            op("startsWith", vec![var("title"), needle()])
+        ),
+        r#"starts_with("t"."title" COLLATE "C", $1)"#
+    );
+    assert_eq!(
+        where_of(
+            Dialect::Postgres,
+            op("contains", vec![var("title"), needle()])
+        ),
+        r#"strpos("t"."title" COLLATE "C", $1) > 0"#
+    );
+    let err = refused(
+        Dialect::MySql,
+        op("startsWith", vec![var("title"), needle()]),
+    );
+    assert!(err.contains("MySQL"), "{err}");
+    // Every string starts with ""; null.startsWith("") is an error.
     assert_eq!(
         where_of(
             Dialect::Sqlite,
             op("startsWith", vec![var("title"), val("".into())])
         ),
-        r#""t"."title" IS NOT NULL"#
+        r#"(CASE WHEN ("t"."title" IS NULL) THEN NULL ELSE 1 = 1 END)"#
     );
+    let err = refused(
+        Dialect::Sqlite,
+        op("endsWith", vec![var("b"), val("x".into())]),
+    );
+    assert!(err.contains("not a string"), "{err}");
+}
+
+#[test]
+fn unchecked_columns_take_the_constants_type() {
+    let w = |condition| where_of(Dialect::Sqlite, condition);
+    assert_eq!(
+        w(op("eq", vec![var("u"), val(2.into())])),
+        r#""t"."u" IS NOT NULL AND "t"."u" = ?"#
+    );
+    assert_eq!(
+        w(op("eq", vec![var("u"), val("2".into())])),
+        r#""t"."u" IS NOT NULL AND ("t"."u" COLLATE BINARY) = ?"#
+    );
+    assert_eq!(
+        w(op("in", vec![var("u"), val(serde_json::json!([1, "z"]))])),
+        r#""t"."u" IS NOT NULL AND "t"."u" IN (?, ?)"#
+    );
+    assert_eq!(w(var("u")), r#""t"."u" = ?"#);
 }
 
 #[test]
@@ -196,10 +373,7 @@ fn hostile_values_are_bound_never_inlined() {
 #[test]
 fn unsound_plans_are_errors_that_name_the_problem() {
     let fails = |condition: Operand, needle: &str| {
-        let err = to_sql(Dialect::Sqlite)
-            .filter(&PlanFilter::Conditional(condition))
-            .unwrap_err()
-            .to_string();
+        let err = refused(Dialect::Sqlite, condition);
         assert!(err.contains(needle), "{err}");
     };
     fails(
@@ -219,14 +393,30 @@ fn unsound_plans_are_errors_that_name_the_problem() {
         "not a scalar",
     );
     fails(
-        op("lt", vec![var("a"), val(serde_json::Value::Null)]),
-        "null",
+        op("in", vec![var("a"), val(serde_json::json!([[1]]))]),
+        "not a scalar",
     );
+    fails(op("lt", vec![var("a"), null()]), "null");
     fails(op("eq", vec![val(1.into()), val(1.into())]), "not a column");
     fails(op("not", vec![]), "one operand");
     fails(op("and", vec![]), "no operands");
     fails(val(3.into()), "not a condition");
+    fails(var("a"), "not a condition");
     fails(op("startsWith", vec![var("title"), var("a")]), "constant");
+    // SQL compares timestamps and JSON unlike CEL (strings, lists).
+    fails(op("lt", vec![var("ts"), val("2024".into())]), "Timestamp");
+    fails(op("eq", vec![var("tags"), val("x".into())]), "Json");
+    fails(
+        op("in", vec![var("ts"), val(serde_json::json!(["x"]))]),
+        "Timestamp",
+    );
+    fails(op("eq", vec![var("a"), var("b")]), "one comparable type");
+    fails(op("eq", vec![var("a"), var("u")]), "one comparable type");
+    // but their null checks are fine
+    assert_eq!(
+        where_of(Dialect::Sqlite, op("ne", vec![var("ts"), null()])),
+        r#""t"."ts" IS NOT NULL"#
+    );
 }
 
 #[test]

@@ -1,0 +1,160 @@
+//! Declared columns: which column a plan variable reads, the CEL type of its
+//! values and how the application sends a NULL column to the PDP.
+
+use sea_query::{ColumnRef, IntoColumnRef};
+
+/// The type of a column's values, as the PDP sees them when the application
+/// sends the row as a resource. A comparison is translated only when the
+/// constant has this type; otherwise it is decided as CEL decides it (a
+/// string is never equal to a number, and ordering them is an evaluation
+/// error), never left to the database's coercion (SQLite and MySQL would
+/// find `'2' = 2` true).
+///
+/// Attribute numbers are doubles in CEL: [`Integer`](ColumnType::Integer)
+/// and [`Double`](ColumnType::Double) columns compare numerically with any
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ColumnType {
+    /// Text, sent as a CEL string. Comparisons are byte-exact and
+    /// case-sensitive in every dialect, whatever the column's collation.
+    String,
+    /// An integer, sent as a CEL number.
+    Integer,
+    /// A floating-point number, sent as a CEL number.
+    Double,
+    /// A boolean (SQLite and MySQL store 0 and 1), sent as a CEL bool.
+    Bool,
+    /// A date or time. The PDP sees the string the application sends, and
+    /// SQL compares timestamps, not strings: only `== null` / `!= null` are
+    /// translated, every other comparison is refused.
+    Timestamp,
+    /// A list or a map (JSON). Only `== null` / `!= null` are translated.
+    Json,
+}
+
+/// How the application sends the attribute of a row whose column is NULL.
+/// In a plan the two look alike, but CEL does not treat them alike: an
+/// explicit `null` is a value (`null != "a"` is true), a missing attribute
+/// is an evaluation error (the rule does not match, even under `!`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NullAs {
+    /// The attribute is sent as `null` (the default). `ne`, `not in` and
+    /// `!(x == "a")` keep the NULL rows, as CEL does.
+    #[default]
+    ExplicitNull,
+    /// The attribute is left out of the resource. Every condition on it
+    /// is false for NULL rows, under `!` too; comparing it with `null` is
+    /// refused.
+    Omitted,
+}
+
+/// A column a plan variable is mapped to, with its declared
+/// [`ColumnType`] and [`NullAs`] convention. See
+/// [`PlanToSql::column`](crate::PlanToSql::column).
+///
+/// ```
+/// use cerbos_sql::{Column, NullAs};
+/// use sea_query::Alias;
+///
+/// let owner = Column::string((Alias::new("contact"), Alias::new("owner_id")));
+/// let reviewer = Column::string(Alias::new("reviewer")).null_as(NullAs::Omitted);
+/// # let _ = (owner, reviewer);
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Column {
+    pub(crate) column: ColumnRef,
+    pub(crate) ty: Option<ColumnType>,
+    pub(crate) null_as: NullAs,
+}
+
+impl Column {
+    /// `column`, holding values of type `ty`, NULL sent as an explicit
+    /// null.
+    pub fn new(column: impl IntoColumnRef, ty: ColumnType) -> Self {
+        Column {
+            column: column.into_column_ref(),
+            ty: Some(ty),
+            null_as: NullAs::default(),
+        }
+    }
+
+    /// A [`ColumnType::String`] column.
+    pub fn string(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::String)
+    }
+
+    /// A [`ColumnType::Integer`] column.
+    pub fn integer(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::Integer)
+    }
+
+    /// A [`ColumnType::Double`] column.
+    pub fn double(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::Double)
+    }
+
+    /// A [`ColumnType::Bool`] column.
+    pub fn bool(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::Bool)
+    }
+
+    /// A [`ColumnType::Timestamp`] column.
+    pub fn timestamp(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::Timestamp)
+    }
+
+    /// A [`ColumnType::Json`] column.
+    pub fn json(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::Json)
+    }
+
+    /// A column without a declared type: each comparison takes the type of
+    /// its constant, and the database's coercion decides mixed types
+    /// (`'2' = 2` is true in SQLite and MySQL, false in CEL). Sound only if
+    /// every value of the column has the CEL type of every constant a
+    /// policy compares it with. This is what a bare column reference
+    /// passed to [`PlanToSql::column`](crate::PlanToSql::column) means,
+    /// kept for compatibility; declare a type instead.
+    pub fn unchecked(column: impl IntoColumnRef) -> Self {
+        Column {
+            column: column.into_column_ref(),
+            ty: None,
+            null_as: NullAs::default(),
+        }
+    }
+
+    /// How the application sends the attribute when the column is NULL
+    /// (default: [`NullAs::ExplicitNull`]).
+    pub fn null_as(mut self, null_as: NullAs) -> Self {
+        self.null_as = null_as;
+        self
+    }
+
+    /// The declared type (`None` for [`Column::unchecked`]).
+    pub fn column_type(&self) -> Option<ColumnType> {
+        self.ty
+    }
+}
+
+/// What [`PlanToSql::column`](crate::PlanToSql::column) takes: a
+/// [`Column`], or a bare column reference (an [`unchecked`](Column::unchecked)
+/// column).
+pub trait IntoColumn {
+    /// The column.
+    fn into_column(self) -> Column;
+}
+
+impl IntoColumn for Column {
+    fn into_column(self) -> Column {
+        self
+    }
+}
+
+impl<T: IntoColumnRef> IntoColumn for T {
+    fn into_column(self) -> Column {
+        Column::unchecked(self)
+    }
+}
