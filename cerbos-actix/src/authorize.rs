@@ -12,9 +12,10 @@ use actix_web::{
 use bytes::Bytes;
 use cerbos_tower::{
     Principal, Resource,
+    adapter::{AuthorizerExt, loaded},
     layer::{
-        ActionSet, Actions, Authorizer, Cerbos, Decision, Pdp, Rejection, RejectionKind,
-        ResolveError, Subject, loaded,
+        ActionSet, Actions, Authorizer, Cerbos, ConfigError, Decision, Pdp, Rejection,
+        RejectionKind, ResolveError, Subject,
     },
 };
 use futures_util::future::LocalBoxFuture;
@@ -67,7 +68,7 @@ impl Authorization {
         &self,
         resource: R,
         actions: impl Into<Actions>,
-    ) -> cerbos_tower::Result<CerbosGuard<R>> {
+    ) -> Result<CerbosGuard<R>, ConfigError> {
         Ok(CerbosGuard {
             authorization: self.clone(),
             resource: Rc::new(resource),

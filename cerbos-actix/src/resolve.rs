@@ -5,7 +5,8 @@ use std::{future::Future, rc::Rc, sync::Arc};
 use actix_web::{HttpMessage, HttpRequest, http::header};
 use cerbos_tower::{
     AuxData, Principal, Resource,
-    layer::{BearerJwt, PathTemplate, ResolveError, id_param, loaded},
+    adapter::{BearerJwtExt, PathParamsExt, id_param, loaded},
+    layer::{BearerJwt, ConfigError, PathTemplate, ResolveError},
 };
 use futures_util::future::LocalBoxFuture;
 
@@ -160,7 +161,7 @@ impl PathResource {
     /// Matches the request path against `template` when actix has not
     /// matched the route yet (middleware on `App` or `Scope`). Fails on an
     /// invalid template.
-    pub fn template(mut self, template: &str) -> cerbos_tower::Result<Self> {
+    pub fn template(mut self, template: &str) -> Result<Self, ConfigError> {
         self.template = Some(PathTemplate::new(template)?);
         Ok(self)
     }

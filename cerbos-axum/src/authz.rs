@@ -9,7 +9,8 @@ use axum::{
 };
 use cerbos_tower::{
     Resource,
-    layer::{Authorizer, Decision, Rejection, RejectionKind, ResolveError, Subject, loaded},
+    adapter::loaded,
+    layer::{Authorizer, Decision, Rejection, RejectionKind, ResolveError, Subject},
 };
 use http::{Request, request::Parts};
 

@@ -1,7 +1,7 @@
 //! [`CerbosExt::guard`]: a layer for routes whose resource id is a path
 //! parameter.
 
-use cerbos_tower::layer::{Actions, Cerbos, CerbosLayer, Pdp, PrincipalResolver};
+use cerbos_tower::layer::{Actions, Cerbos, CerbosLayer, ConfigError, Pdp, PrincipalResolver};
 
 use crate::PathResource;
 
@@ -15,7 +15,7 @@ pub trait CerbosExt<P, R> {
         &self,
         kind: impl Into<String>,
         actions: impl Into<Actions>,
-    ) -> cerbos_tower::Result<CerbosLayer<P, R, PathResource>>;
+    ) -> Result<CerbosLayer<P, R, PathResource>, ConfigError>;
 }
 
 impl<P: Pdp, R: PrincipalResolver> CerbosExt<P, R> for Cerbos<P, R> {
@@ -23,12 +23,10 @@ impl<P: Pdp, R: PrincipalResolver> CerbosExt<P, R> for Cerbos<P, R> {
         &self,
         kind: impl Into<String>,
         actions: impl Into<Actions>,
-    ) -> cerbos_tower::Result<CerbosLayer<P, R, PathResource>> {
+    ) -> Result<CerbosLayer<P, R, PathResource>, ConfigError> {
         let kind = kind.into();
         if kind.trim().is_empty() {
-            return Err(cerbos_tower::Error::Config(
-                "the resource kind must not be empty".into(),
-            ));
+            return Err(ConfigError::new("the resource kind must not be empty"));
         }
         self.layer(PathResource::new(kind), actions)
     }

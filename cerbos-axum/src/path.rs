@@ -8,6 +8,7 @@ use std::{
 use axum::extract::{MatchedPath, OriginalUri};
 use cerbos_tower::{
     Resource,
+    adapter::PathParamsExt,
     layer::{Load, PathTemplate, ResolveError, ResourceResolver},
 };
 use http::request::Parts;

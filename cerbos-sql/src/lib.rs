@@ -54,8 +54,8 @@ pub enum Error {
 }
 
 /// A join the filter needs: `LEFT JOIN table ON on` (left, so that a missing
-/// related row never drops rows the rest of the condition allows, and a
-/// condition on its columns is never true).
+/// related row never drops rows the rest of the condition allows; its
+/// columns are NULL there, read as their [`NullAs`] says).
 #[derive(Clone, Debug)]
 pub struct Join {
     table: DynIden,

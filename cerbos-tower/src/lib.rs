@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod adapter;
 pub mod layer;
 
 /// The Cerbos client and model, re-exported from [`cerbos_client`] so that

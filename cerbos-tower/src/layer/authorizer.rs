@@ -7,13 +7,12 @@ use bytes::Bytes;
 use http::{Response, request::Parts};
 
 use super::{
-    ActionSpec, Actions, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection,
-    RejectionKind,
-    config::RouteActions,
+    ActionSet, Actions, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection, RejectionKind,
+    actions::{ActionSpec, RouteActions},
     config::Shared,
-    future::{
-        begin_check, bypassed, decision, finish_check, no_actions_for_method, rejection,
-        request_id, resolver_rejection,
+    evaluate::{
+        begin_check, bypassed, decision, finish_check, no_actions_for_method, request_id,
+        valid_request_id,
     },
 };
 use crate::{AuxData, Principal, Resource};
@@ -68,11 +67,11 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
         Box::pin(async move {
             let principal = principal
                 .await
-                .map_err(|err| resolver_rejection(err, "principal"))?;
+                .map_err(|err| Rejection::from_resolver(err, "principal"))?;
             let aux_data = self
                 .principal
                 .aux_data(parts)
-                .map_err(|err| resolver_rejection(err, "principal"))?;
+                .map_err(|err| Rejection::from_resolver(err, "principal"))?;
             Ok(Subject {
                 principal,
                 aux_data,
@@ -156,7 +155,7 @@ impl Authorizer {
     /// A subject from a principal resolved elsewhere (by a framework
     /// adapter), with optional aux data, and the request id to send (a new
     /// one when `request_id` is not 1 to 128 visible ASCII characters).
-    pub fn subject_from(
+    pub(crate) fn subject_from(
         &self,
         principal: Principal,
         aux_data: Option<AuxData>,
@@ -165,7 +164,7 @@ impl Authorizer {
         Subject {
             principal,
             aux_data,
-            request_id: super::future::valid_request_id(request_id),
+            request_id: valid_request_id(request_id),
         }
     }
 
@@ -173,12 +172,12 @@ impl Authorizer {
     /// layer does for a route: the decision if every required action is
     /// allowed, the [`Rejection`] otherwise (a method without actions is
     /// denied without asking the PDP).
-    pub async fn authorize_actions(
+    pub(crate) async fn authorize_actions(
         &self,
         subject: &Subject,
         resource: Resource,
         method: &http::Method,
-        actions: &super::ActionSet,
+        actions: &ActionSet,
     ) -> Result<Decision, Rejection> {
         let Some(specs) = actions.0.for_method(method) else {
             let request_id = subject.request_id.clone();
@@ -253,7 +252,7 @@ impl Authorizer {
                     "a check needs at least one required, non-empty action: denied without asking the PDP"
                 );
                 let decision = decision(&resource, &[], Reason::Denied, subject.request_id.clone());
-                return Err(rejection(RejectionKind::Denied, Some(decision), None));
+                return Err(Rejection::new(RejectionKind::Denied, Some(decision), None));
             }
         };
         self.inner.check(subject, resource, specs).await

@@ -16,7 +16,9 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
+    /// A configuration error saying what to fix (for adapters and
+    /// resolvers built on the layer).
+    pub fn new(message: impl Into<String>) -> Self {
         ConfigError {
             message: message.into(),
         }
@@ -54,4 +56,3 @@ pub(crate) struct Route<RR> {
     pub(crate) resource: RR,
     pub(crate) actions: RouteActions,
 }
-

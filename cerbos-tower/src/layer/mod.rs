@@ -42,7 +42,7 @@
 //!     format!("edit button: {}", permissions.is_allowed("update"))
 //! }
 //!
-//! # async fn run() -> Result<(), cerbos_tower::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::builder("http://127.0.0.1:3593").build()?;
 //! // The principal comes from the request extensions, where the
 //! // authentication layer (added after, so it runs before) puts it.
@@ -118,31 +118,39 @@
 //! as [`Reason::Bypassed`], only when `CERBOS_ALLOW_BYPASS=1`, never in
 //! production (`build` fails), and with a warning for every request.
 
+// Modules depend one way, top to bottom: the builder makes layers, a layer
+// makes services, a service makes futures, a future applies the decision
+// rules, which use the plain data below them.
+mod actions;
 mod authorizer;
 mod body;
+mod cerbos;
 mod config;
 mod decision;
+mod evaluate;
 mod extract;
 mod future;
+mod layer;
 mod pdp;
 mod rejection;
 mod resolve;
 mod service;
 
+pub use actions::{ActionSet, Actions};
 pub use authorizer::{Authorizer, Subject};
 pub use body::ResponseBody;
-pub(crate) use config::ActionSpec;
-pub use config::{ALLOW_BYPASS_ENV, ActionSet, Actions, Cerbos, CerbosBuilder, CerbosLayer};
+pub use cerbos::{ALLOW_BYPASS_ENV, Cerbos, CerbosBuilder};
+pub use config::ConfigError;
 pub use decision::{Decision, PermissionMap, Reason};
-
 pub use future::ResponseFuture;
+pub use layer::CerbosLayer;
 pub use pdp::{BoxCheckFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{
     BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
     ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath, ResourceResolver,
-    id_param, loaded,
 };
+pub(crate) use resolve::{id_param, loaded};
 pub use service::CerbosService;
 
 #[cfg(test)]

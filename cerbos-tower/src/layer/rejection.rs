@@ -5,7 +5,7 @@ use std::fmt;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header, request::Parts};
 
-use super::{Decision, ResolveError};
+use super::{Decision, ResolveError, ResolveErrorKind};
 
 /// Why a request was rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,6 +48,56 @@ pub(crate) enum Cause {
 }
 
 impl Rejection {
+    /// A rejection of `kind` with its default status.
+    pub(crate) fn new(
+        kind: RejectionKind,
+        decision: Option<Decision>,
+        cause: Option<String>,
+    ) -> Rejection {
+        let status = match kind {
+            RejectionKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
+            RejectionKind::NotFound => StatusCode::NOT_FOUND,
+            RejectionKind::ResolverFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            RejectionKind::Denied | RejectionKind::Unreachable => StatusCode::FORBIDDEN,
+        };
+        Rejection {
+            kind,
+            status,
+            decision: decision.map(Box::new),
+            cause: cause.map(Cause::Pdp),
+        }
+    }
+
+    /// The rejection of a request whose `what` resolver failed with `err`.
+    pub(crate) fn from_resolver(err: ResolveError, what: &'static str) -> Rejection {
+        let kind = match err.kind() {
+            ResolveErrorKind::Unauthenticated => RejectionKind::Unauthenticated,
+            ResolveErrorKind::BadRequest => RejectionKind::BadRequest,
+            ResolveErrorKind::NotFound => RejectionKind::NotFound,
+            ResolveErrorKind::Internal => RejectionKind::ResolverFailed,
+        };
+        if kind == RejectionKind::ResolverFailed {
+            tracing::error!(error = %err, "the Cerbos {what} resolver failed: request rejected");
+        } else {
+            tracing::debug!(error = %err, ?kind, "the Cerbos {what} resolver rejected the request");
+        }
+        Rejection {
+            cause: Some(Cause::Resolver(err)),
+            ..Rejection::new(kind, None, None)
+        }
+    }
+
+    /// A bug in the layer's own state: a 500, logged.
+    pub(crate) fn internal(message: &'static str) -> Rejection {
+        tracing::error!("Cerbos layer: {message}");
+        Rejection::new(
+            RejectionKind::ResolverFailed,
+            None,
+            Some(message.to_owned()),
+        )
+    }
+
     /// Why.
     pub fn kind(&self) -> RejectionKind {
         self.kind
@@ -115,7 +165,7 @@ impl From<ResolveError> for Rejection {
     /// The rejection the layer makes when a resolver (of the principal or
     /// of the resource) fails with `err`.
     fn from(err: ResolveError) -> Self {
-        super::future::resolver_rejection(err, "principal or resource")
+        Rejection::from_resolver(err, "principal or resource")
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::{
     fmt,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -9,22 +10,27 @@ use http::{Request, Response};
 use tower::Service;
 
 use super::{
-    Cerbos, CerbosLayer, Pdp, PrincipalResolver, ResourceResolver, ResponseBody, ResponseFuture,
+    Pdp, PrincipalResolver, ResourceResolver, ResponseBody, ResponseFuture,
+    config::{Route, Shared},
 };
 
 /// Middleware that authorizes each request with the PDP before the inner
 /// service sees it; see the [module docs](super).
 ///
-/// Made by [`CerbosLayer`] (or [`CerbosService::new`]).
+/// Made by [`CerbosLayer`](super::CerbosLayer).
 pub struct CerbosService<S, P, R, RR> {
-    pub(crate) inner: S,
-    pub(crate) layer: CerbosLayer<P, R, RR>,
+    inner: S,
+    shared: Arc<Shared<P, R>>,
+    route: Arc<Route<RR>>,
 }
 
 impl<S, P, R, RR> CerbosService<S, P, R, RR> {
-    /// Wraps `inner` with the authorization of `layer`.
-    pub fn new(inner: S, layer: CerbosLayer<P, R, RR>) -> Self {
-        CerbosService { inner, layer }
+    pub(crate) fn new(inner: S, shared: Arc<Shared<P, R>>, route: Arc<Route<RR>>) -> Self {
+        CerbosService {
+            inner,
+            shared,
+            route,
+        }
     }
 
     /// The inner service.
@@ -41,20 +47,14 @@ impl<S, P, R, RR> CerbosService<S, P, R, RR> {
     pub fn into_inner(self) -> S {
         self.inner
     }
-
-    /// The shared configuration.
-    pub fn cerbos(&self) -> Cerbos<P, R> {
-        Cerbos {
-            shared: self.layer.shared.clone(),
-        }
-    }
 }
 
 impl<S: Clone, P, R, RR> Clone for CerbosService<S, P, R, RR> {
     fn clone(&self) -> Self {
         CerbosService {
             inner: self.inner.clone(),
-            layer: self.layer.clone(),
+            shared: self.shared.clone(),
+            route: self.route.clone(),
         }
     }
 }
@@ -63,8 +63,9 @@ impl<S: fmt::Debug, P, R, RR> fmt::Debug for CerbosService<S, P, R, RR> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CerbosService")
             .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
+            .field("resource", &std::any::type_name::<RR>())
+            .field("actions", &self.route.actions)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,6 +90,6 @@ where
         // request; a clone takes its place here.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(inner, request, self.layer.clone())
+        ResponseFuture::new(inner, request, self.shared.clone(), self.route.clone())
     }
 }

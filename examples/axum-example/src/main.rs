@@ -131,7 +131,7 @@ async fn bulk_delete(
 fn app(
     cerbos: &Cerbos<Client>,
     contacts: HashMap<&'static str, Contact>,
-) -> Result<Router, cerbos_axum::cerbos_tower::Error> {
+) -> Result<Router, cerbos_axum::cerbos_tower::layer::ConfigError> {
     let state = AppState {
         authorizer: cerbos.authorizer(),
         contacts: Arc::new(contacts),

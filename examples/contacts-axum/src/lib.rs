@@ -41,7 +41,10 @@ impl FromRef<AppState> for Authorizer {
 }
 
 /// The app: routes, authentication, authorization.
-pub fn app(client: Client, db: Db) -> cerbos_axum::cerbos_tower::Result<Router> {
+pub fn app(
+    client: Client,
+    db: Db,
+) -> Result<Router, cerbos_axum::cerbos_tower::layer::ConfigError> {
     // The principal is the one `authenticate` puts into the extensions.
     let cerbos = Cerbos::builder(client.clone()).build()?;
     let state = AppState {

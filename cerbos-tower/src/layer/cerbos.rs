@@ -1,0 +1,227 @@
+//! [`Cerbos`]: what every protected route shares (the PDP, the principal
+//! resolver, the rejection settings), built with [`CerbosBuilder`].
+
+use std::{fmt, sync::Arc};
+
+use http::StatusCode;
+
+use super::{
+    Actions, CerbosLayer, ConfigError, OnRejection, Pdp, PrincipalFromExtensions,
+    PrincipalResolver, ResourceResolver,
+    config::{Route, Shared},
+};
+
+/// The environment variable that must be `1` for a configured bypass to
+/// take effect.
+pub const ALLOW_BYPASS_ENV: &str = "CERBOS_ALLOW_BYPASS";
+
+/// What every route protected by Cerbos shares: the PDP, the principal
+/// resolver and the rejection settings. Cheap to clone.
+///
+/// Make one per application with [`Cerbos::builder`], then one
+/// [`CerbosLayer`] per route (or group of routes) with [`Cerbos::layer`].
+/// See the [module docs](super) for a complete example.
+pub struct Cerbos<P, R = PrincipalFromExtensions> {
+    pub(crate) shared: Arc<Shared<P, R>>,
+}
+
+impl<P, R> Clone for Cerbos<P, R> {
+    fn clone(&self) -> Self {
+        Cerbos {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<P, R> fmt::Debug for Cerbos<P, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cerbos")
+            .field("pdp", &std::any::type_name::<P>())
+            .field("principal", &std::any::type_name::<R>())
+            .field("unreachable_status", &self.shared.unreachable_status)
+            .field("custom_rejection", &self.shared.on_rejection.is_some())
+            .field("bypass", &self.shared.bypass)
+            .finish()
+    }
+}
+
+/// Builds a [`Cerbos`]; see [`Cerbos::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct CerbosBuilder<P, R = PrincipalFromExtensions> {
+    pdp: P,
+    principal: R,
+    unreachable_status: StatusCode,
+    on_rejection: Option<Box<dyn OnRejection>>,
+    allow_bypass: bool,
+    production: Vec<(String, String)>,
+}
+
+impl<P, R> fmt::Debug for CerbosBuilder<P, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CerbosBuilder")
+            .field("unreachable_status", &self.unreachable_status)
+            .field("allow_bypass", &self.allow_bypass)
+            .field("production", &self.production)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Pdp> Cerbos<P> {
+    /// Starts the configuration with the PDP to ask (usually a
+    /// [`Client`](crate::Client)) and, until
+    /// [`principal`](CerbosBuilder::principal) says otherwise, the
+    /// principal that the authentication layer put into the request
+    /// extensions.
+    pub fn builder(pdp: P) -> CerbosBuilder<P> {
+        CerbosBuilder {
+            pdp,
+            principal: PrincipalFromExtensions,
+            unreachable_status: StatusCode::FORBIDDEN,
+            on_rejection: None,
+            allow_bypass: false,
+            production: vec![
+                ("ENV".into(), "production".into()),
+                ("APP_ENV".into(), "production".into()),
+            ],
+        }
+    }
+}
+
+impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
+    /// How the principal of a request is found.
+    pub fn principal<R2: PrincipalResolver>(self, principal: R2) -> CerbosBuilder<P, R2> {
+        CerbosBuilder {
+            pdp: self.pdp,
+            principal,
+            unreachable_status: self.unreachable_status,
+            on_rejection: self.on_rejection,
+            allow_bypass: self.allow_bypass,
+            production: self.production,
+        }
+    }
+
+    /// The status of the default response when the PDP gives no usable
+    /// answer: 403 (the default) or, for example, 503 so that clients and
+    /// load balancers retry. Must be a 4xx or 5xx status.
+    pub fn unreachable_status(mut self, status: StatusCode) -> Self {
+        self.unreachable_status = status;
+        self
+    }
+
+    /// Replaces the default rejection responses.
+    pub fn on_rejection(mut self, handler: impl OnRejection) -> Self {
+        self.on_rejection = Some(Box::new(handler));
+        self
+    }
+
+    /// Asks for authorization to be bypassed, for local development
+    /// without a PDP: every request that resolves a principal and a
+    /// resource is let through as [`Reason::Bypassed`](super::Reason::Bypassed),
+    /// with a warning in the log for each.
+    ///
+    /// It takes effect only if the environment variable
+    /// `CERBOS_ALLOW_BYPASS` is `1` when [`build`](Self::build) runs, and
+    /// `build` fails if the environment is production (see
+    /// [`production_when`](Self::production_when)). It cannot be turned on
+    /// later.
+    pub fn allow_bypass(mut self) -> Self {
+        self.allow_bypass = true;
+        self
+    }
+
+    /// Adds an environment variable and value that mean "this is
+    /// production", where a bypass is refused. `ENV=production` and
+    /// `APP_ENV=production` always count (values compare ignoring ASCII
+    /// case).
+    pub fn production_when(
+        mut self,
+        variable: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
+        self.production.push((variable.into(), value.into()));
+        self
+    }
+
+    /// Checks the configuration and builds the [`Cerbos`].
+    pub fn build(self) -> Result<Cerbos<P, R>, ConfigError> {
+        self.build_with_env(|name| std::env::var(name).ok())
+    }
+
+    pub(crate) fn build_with_env(
+        self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Cerbos<P, R>, ConfigError> {
+        if !(self.unreachable_status.is_client_error() || self.unreachable_status.is_server_error())
+        {
+            return Err(ConfigError::new(format!(
+                "unreachable_status must be a 4xx or 5xx status, not {}",
+                self.unreachable_status
+            )));
+        }
+        let bypass = self.allow_bypass && {
+            if let Some((variable, value)) = self.production.iter().find(|(variable, value)| {
+                env(variable).is_some_and(|v| v.trim().eq_ignore_ascii_case(value))
+            }) {
+                return Err(ConfigError::new(format!(
+                    "authorization bypass is configured but {variable}={value}: \
+                     bypass is refused in production; remove allow_bypass()"
+                )));
+            }
+            let allowed = env(ALLOW_BYPASS_ENV).is_some_and(|v| v.trim() == "1");
+            if allowed {
+                tracing::warn!(
+                    "Cerbos authorization BYPASS is ON ({ALLOW_BYPASS_ENV}=1): \
+                     requests are let through without asking the PDP"
+                );
+            } else {
+                tracing::info!(
+                    "Cerbos bypass is configured but {ALLOW_BYPASS_ENV} is not 1: \
+                     every request is checked"
+                );
+            }
+            allowed
+        };
+        Ok(Cerbos {
+            shared: Arc::new(Shared {
+                pdp: self.pdp,
+                principal: self.principal,
+                unreachable_status: self.unreachable_status,
+                on_rejection: self.on_rejection,
+                bypass,
+            }),
+        })
+    }
+}
+
+impl<P: super::Pdp, R: PrincipalResolver> Cerbos<P, R> {
+    /// A layer for a route (or group of routes) whose resource comes from
+    /// `resource` and that needs `actions`: `["read"]`, or an
+    /// [`Actions`] value for per-method actions and extra actions.
+    ///
+    /// Fails if there is no required action or an action name is empty.
+    pub fn layer<RR: ResourceResolver>(
+        &self,
+        resource: RR,
+        actions: impl Into<Actions>,
+    ) -> Result<CerbosLayer<P, R, RR>, ConfigError> {
+        let route = actions.into().compile()?;
+        Ok(CerbosLayer {
+            shared: self.shared.clone(),
+            route: Arc::new(Route {
+                resource,
+                actions: route,
+            }),
+        })
+    }
+
+    /// `true` if authorization is bypassed (see
+    /// [`CerbosBuilder::allow_bypass`]).
+    pub fn is_bypassed(&self) -> bool {
+        self.shared.bypass
+    }
+
+    /// The PDP.
+    pub fn pdp(&self) -> &P {
+        &self.shared.pdp
+    }
+}
