@@ -403,9 +403,19 @@ impl PlanToSql {
                 };
                 // NULL on either side is unknown: never more rows than
                 // CEL (fewer when both are explicit nulls and `==`).
-                Ok(self
+                let mut expr = self
                     .lhs(col, kind)
-                    .binary(op, self.lhs(&right.column, kind)))
+                    .binary(op, self.lhs(&right.column, kind));
+                if self.dialect == Dialect::Postgres && operator != "ne" {
+                    // PostgreSQL finds 'NaN' = 'NaN' and orders it above
+                    // every number; CEL does neither.
+                    for c in [column, right] {
+                        if c.ty == Some(ColumnType::Double) {
+                            expr = expr.and(not_nan(&c.column));
+                        }
+                    }
+                }
+                Ok(expr)
             }
             Operand::Value(AttrValue::Null) => {
                 if !equality {
@@ -465,7 +475,7 @@ impl PlanToSql {
                     {
                         // PostgreSQL orders 'NaN' above every number; CEL
                         // orders it with none.
-                        expr = expr.and(Expr::col(col.clone()).ne(Expr::cust("'NaN'::float8")));
+                        expr = expr.and(not_nan(col));
                     }
                     Present::Expr(expr)
                 };
@@ -713,6 +723,11 @@ fn leaf(column: &ColumnRef, present: Present, on_null: OnNull) -> SimpleExpr {
         (Present::Const(true), OnNull::True) => Expr::cust(TRUE),
         (Present::Const(false), OnNull::False) => Expr::cust(FALSE),
     }
+}
+
+/// False for a PostgreSQL `'NaN'` double (NULL for NULL).
+fn not_nan(column: &ColumnRef) -> SimpleExpr {
+    Expr::col(column.clone()).ne(Expr::cust("'NaN'::float8"))
 }
 
 fn mirror(operator: &str) -> &str {

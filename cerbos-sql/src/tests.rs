@@ -222,6 +222,26 @@ fn non_finite_numbers_stay_numbers() {
 }
 
 #[test]
+fn postgres_nan_doubles_match_no_equality_or_order() {
+    let w = |o: &str| where_of(Dialect::Postgres, op(o, vec![var("d"), var("b")]));
+    assert_eq!(
+        w("eq"),
+        r#""t"."d" = "t"."b" AND "t"."d" <> ('NaN'::float8)"#
+    );
+    assert_eq!(
+        w("lt"),
+        r#""t"."d" < "t"."b" AND "t"."d" <> ('NaN'::float8)"#
+    );
+    // `NaN != x` is true in CEL, and PostgreSQL's NaN <> x can only be
+    // false for another NaN: fewer rows, never more.
+    assert_eq!(w("ne"), r#""t"."d" <> "t"."b""#);
+    assert_eq!(
+        where_of(Dialect::Sqlite, op("eq", vec![var("d"), var("b")])),
+        r#""t"."d" = "t"."b""#
+    );
+}
+
+#[test]
 fn strings_compare_bytes_in_every_dialect() {
     let eq = || op("eq", vec![var("o"), val("Bob".into())]);
     assert_eq!(
