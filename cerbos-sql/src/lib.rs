@@ -639,7 +639,13 @@ impl PlanToSql {
             Dialect::Postgres => {
                 // PostgreSQL text holds no NUL (a needle with one fails
                 // the query); "C" compares bytes.
-                let chars = needle.chars().count() as i64;
+                // right(text, integer): an int8 parameter has no overload.
+                let chars = i32::try_from(needle.chars().count()).map_err(|_| {
+                    Error::UnsupportedOperands {
+                        operator: operator.to_owned(),
+                        detail: "a needle longer than 2^31 characters".into(),
+                    }
+                })?;
                 Ok(Present::Expr(match operator {
                     "startsWith" => {
                         self.cust(r#"starts_with(? COLLATE "C", ?)"#, [col(), needle_value()])

@@ -327,7 +327,7 @@ fn string_functions_are_exact_and_case_sensitive() {
         "{sql}"
     );
     // Lengths in characters for PostgreSQL.
-    assert_eq!(values[0], sea_query::Value::from(10i64));
+    assert_eq!(values[0], sea_query::Value::from(10i32));
     assert_eq!(
         where_of(
             Dialect::Postgres,
