@@ -9,10 +9,10 @@ use axum::{
 };
 use cerbos_tower::{
     Resource,
-    adapter::loaded,
+    adapter::{AuthorizerExt, loaded},
     layer::{Authorizer, Decision, Rejection, RejectionKind, ResolveError, Subject},
 };
-use http::{Request, request::Parts};
+use http::request::Parts;
 
 use crate::path::resource_from_path;
 
@@ -70,14 +70,6 @@ impl IntoResponse for CerbosRejection {
 
 /// A copy of what rendering a rejection needs from a request (method,
 /// URI, headers), kept after the extractor has run.
-fn request_head(parts: &Parts) -> Parts {
-    let mut head = Request::new(()).into_parts().0;
-    head.method = parts.method.clone();
-    head.uri = parts.uri.clone();
-    head.version = parts.version;
-    head.headers = parts.headers.clone();
-    head
-}
 
 /// Checks made in a handler, for decisions that need data only the handler
 /// has: the principal is resolved when the extractor runs (401 and the
@@ -130,10 +122,11 @@ where
             .subject(parts)
             .await
             .map_err(|rejection| CerbosRejection::new(&authorizer, rejection, parts))?;
+        let head = Arc::new(authorizer.rejection_head(parts));
         Ok(Authz {
             authorizer,
             subject,
-            head: Arc::new(request_head(parts)),
+            head,
         })
     }
 }

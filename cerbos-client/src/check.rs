@@ -70,6 +70,7 @@ pub struct ResourceEntry {
 /// assert_eq!(request.entries().len(), 2);
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a request does nothing until it is sent"]
 pub struct CheckResources {
     principal: Principal,
     entries: Vec<ResourceEntry>,

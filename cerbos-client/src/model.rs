@@ -349,6 +349,7 @@ macro_rules! attr_methods {
 /// assert_eq!(alice.roles(), ["user"]);
 /// ```
 #[derive(Clone, PartialEq, Default)]
+#[must_use]
 pub struct Principal {
     inner: engine::Principal,
 }
@@ -419,6 +420,7 @@ impl fmt::Debug for Principal {
 /// assert_eq!(contact.kind(), "contact");
 /// ```
 #[derive(Clone, PartialEq, Default)]
+#[must_use]
 pub struct Resource {
     inner: engine::Resource,
 }

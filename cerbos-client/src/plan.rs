@@ -22,6 +22,7 @@ use crate::{AttrValue, AuxData, Error, Principal, Result};
 /// assert_eq!(request.actions(), ["read"]);
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a request does nothing until it is sent"]
 pub struct PlanResources {
     principal: Principal,
     resource: engine::plan_resources_input::Resource,
@@ -138,6 +139,7 @@ impl PlanResources {
 
 /// The PDP's answer to a [`PlanResources`] request.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct PlanResourcesResponse {
     /// The request id the PDP echoed.
     pub request_id: String,

@@ -67,6 +67,13 @@ pub trait AuthorizerExt {
         method: &http::Method,
         actions: &ActionSet,
     ) -> impl Future<Output = Result<Decision, Rejection>> + Send;
+
+    /// What [`Authorizer::render`] needs of a request's head, kept for a
+    /// rejection made after the request's parts are gone (an in-handler
+    /// check): all headers only when a custom rejection handler may read
+    /// them, otherwise just `content-type`, so that an extractor does not
+    /// copy every header of every request.
+    fn rejection_head(&self, parts: &http::request::Parts) -> http::request::Parts;
 }
 
 impl AuthorizerExt for Authorizer {
@@ -87,6 +94,10 @@ impl AuthorizerExt for Authorizer {
         actions: &ActionSet,
     ) -> impl Future<Output = Result<Decision, Rejection>> + Send {
         Authorizer::authorize_actions(self, subject, resource, method, actions)
+    }
+
+    fn rejection_head(&self, parts: &http::request::Parts) -> http::request::Parts {
+        Authorizer::rejection_head(self, parts)
     }
 }
 

@@ -25,6 +25,7 @@ use super::ConfigError;
 /// # let _ = (detail, rest, custom);
 /// ```
 #[derive(Clone, Debug, Default)]
+#[must_use]
 pub struct Actions {
     required: Vec<String>,
     by_method: Vec<(Method, Vec<String>)>,

@@ -59,6 +59,7 @@ trait Erased: Send + Sync + 'static {
         actions: Arc<[ActionSpec]>,
     ) -> BoxFuture<'static, Result<Decision, Rejection>>;
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes>;
+    fn has_custom_rejection(&self) -> bool;
 }
 
 impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
@@ -107,6 +108,10 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
 
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
         Shared::render(self, rejection, parts)
+    }
+
+    fn has_custom_rejection(&self) -> bool {
+        self.on_rejection.is_some()
     }
 }
 
@@ -256,6 +261,25 @@ impl Authorizer {
             }
         };
         self.inner.check(subject, resource, specs).await
+    }
+
+    /// What [`render`](Self::render) needs of a request's head, kept for a
+    /// rejection made after the request's parts are gone (an in-handler
+    /// check): method, URI and version, and the headers a rejection can
+    /// depend on: every header with a custom rejection handler, only
+    /// `content-type` (gRPC or not) with the default responses.
+    pub(crate) fn rejection_head(&self, parts: &Parts) -> Parts {
+        let mut head = http::Request::new(()).into_parts().0;
+        head.method = parts.method.clone();
+        head.uri = parts.uri.clone();
+        head.version = parts.version;
+        if self.inner.has_custom_rejection() {
+            head.headers = parts.headers.clone();
+        } else if let Some(content_type) = parts.headers.get(http::header::CONTENT_TYPE) {
+            head.headers
+                .insert(http::header::CONTENT_TYPE, content_type.clone());
+        }
+        head
     }
 
     /// The response for `rejection`: the custom rejection handler's, or

@@ -1091,3 +1091,56 @@ async fn authorizer_checks_like_the_layer_and_denies_what_it_cannot_ask() {
     assert_eq!(decision.required_actions().collect::<Vec<_>>(), ["update"]);
     assert_eq!(seen.calls(), 2);
 }
+
+#[tokio::test]
+async fn a_rejection_head_keeps_every_header_only_for_a_custom_rejection_handler() {
+    use crate::adapter::AuthorizerExt;
+    let mut req = request(Method::PUT, "/contacts/1?x=1", Some("john"));
+    req.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        "application/grpc".parse().unwrap(),
+    );
+    req.headers_mut().insert("x-trace", "abc".parse().unwrap());
+    let (parts, _) = req.into_parts();
+
+    let (pdp, _) = effects(|_| 1);
+    let default = cerbos(pdp).authorizer();
+    let head = default.rejection_head(&parts);
+    assert_eq!(
+        (head.method.clone(), head.uri.clone()),
+        (Method::PUT, parts.uri.clone())
+    );
+    assert_eq!(
+        head.headers.len(),
+        1,
+        "only content-type: {:?}",
+        head.headers
+    );
+    assert_eq!(head.headers[http::header::CONTENT_TYPE], "application/grpc");
+    // The default rejection for a gRPC request is still a gRPC answer.
+    let denied = Rejection::new(RejectionKind::Denied, None, None);
+    let response = default.render(denied, &head);
+    assert_eq!(response.headers()["grpc-status"], "7");
+
+    let (pdp, _) = effects(|_| 1);
+    let custom = Cerbos::builder(pdp)
+        .principal(user_header)
+        .on_rejection(|_: Rejection, parts: &Parts| {
+            let trace = parts.headers.get("x-trace").cloned();
+            let mut response = http::Response::new(bytes::Bytes::new());
+            if let Some(trace) = trace {
+                response.headers_mut().insert("x-trace", trace);
+            }
+            response
+        })
+        .build()
+        .unwrap()
+        .authorizer();
+    let head = custom.rejection_head(&parts);
+    assert_eq!(
+        head.headers, parts.headers,
+        "a custom handler may read any header"
+    );
+    let denied = Rejection::new(RejectionKind::Denied, None, None);
+    assert_eq!(custom.render(denied, &head).headers()["x-trace"], "abc");
+}
