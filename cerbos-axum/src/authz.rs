@@ -68,9 +68,6 @@ impl IntoResponse for CerbosRejection {
     }
 }
 
-/// A copy of what rendering a rejection needs from a request (method,
-/// URI, headers), kept after the extractor has run.
-
 /// Checks made in a handler, for decisions that need data only the handler
 /// has: the principal is resolved when the extractor runs (401 and the
 /// like reject the request before the handler); each

@@ -118,19 +118,21 @@
 //! as [`Reason::Bypassed`], only when `CERBOS_ALLOW_BYPASS=1`, never in
 //! production (`build` fails), and with a warning for every request.
 
-// Modules depend one way, top to bottom: the builder makes layers, a layer
-// makes services, a service makes futures, a future applies the decision
-// rules, which use the plain data below them.
+// Modules depend one way: `cerbos` (the builder) makes layers
+// (`cerbos_layer`), a layer makes services (`service`), a service makes
+// futures (`future`), a future applies the decision rules (`evaluate`, also
+// used by `authorizer`), which use the plain data: `actions`, `config`,
+// `decision`, `rejection`, `resolve`.
 mod actions;
 mod authorizer;
 mod body;
 mod cerbos;
+mod cerbos_layer;
 mod config;
 mod decision;
 mod evaluate;
 mod extract;
 mod future;
-mod layer;
 mod pdp;
 mod rejection;
 mod resolve;
@@ -140,10 +142,10 @@ pub use actions::{ActionSet, Actions};
 pub use authorizer::{Authorizer, Subject};
 pub use body::ResponseBody;
 pub use cerbos::{ALLOW_BYPASS_ENV, Cerbos, CerbosBuilder};
+pub use cerbos_layer::CerbosLayer;
 pub use config::ConfigError;
 pub use decision::{Decision, PermissionMap, Reason};
 pub use future::ResponseFuture;
-pub use layer::CerbosLayer;
 pub use pdp::{BoxCheckFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{

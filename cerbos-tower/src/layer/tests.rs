@@ -1094,7 +1094,6 @@ async fn authorizer_checks_like_the_layer_and_denies_what_it_cannot_ask() {
 
 #[tokio::test]
 async fn a_rejection_head_keeps_every_header_only_for_a_custom_rejection_handler() {
-    use crate::adapter::AuthorizerExt;
     let mut req = request(Method::PUT, "/contacts/1?x=1", Some("john"));
     req.headers_mut().insert(
         http::header::CONTENT_TYPE,
