@@ -1,7 +1,7 @@
 //! The checks: [`Authorization`] (app-wide), the [`CerbosGuard`]
 //! middleware, the [`Authz`] extractor and the one behind `#[authorize]`.
 
-use std::{fmt, future::Future, marker::PhantomData, rc::Rc, sync::Arc};
+use std::{fmt, future::Future, marker::PhantomData, rc::Rc};
 
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError,
@@ -14,29 +14,36 @@ use cerbos_tower::{
     Principal, Resource,
     adapter::{AuthorizerExt, loaded},
     layer::{
-        ActionSet, Actions, Authorizer, Cerbos, ConfigError, Decision, Pdp, Rejection,
-        RejectionKind, ResolveError, Subject,
+        ActionSet, Actions, Authorizer, Cerbos, ConfigError, Decision, Pdp, PrincipalResolver,
+        Rejection, RejectionKind, ResolveError, Subject,
     },
 };
 use futures_util::future::LocalBoxFuture;
+use http::request::Parts;
 
-use crate::resolve::{
-    PrincipalFromExtensions, PrincipalResolver, ResourceResolver, resource_from_path,
-};
+use crate::resolve::{ResourceResolver, resource_from_path};
 
 /// What every check of an application shares: the core [`Authorizer`]
-/// (PDP, fail-closed rules, bypass, rejection responses) and the principal
-/// resolver. Cheap to clone and `Send + Sync`: make one before
+/// (PDP, principal resolver, fail-closed rules, bypass, rejection
+/// responses). Cheap to clone and `Send + Sync`: make one before
 /// `HttpServer::new` and clone it into each worker's `App` (one PDP client,
 /// one connection pool, for all workers).
 ///
 /// Register it with `App::app_data(authorization.clone())` for the
 /// [`Authz`] extractor and `#[authorize]`; make middleware with
 /// [`guard`](Self::guard).
+///
+/// The principal of a request is found by the resolver configured on the
+/// [`Cerbos`] (`Cerbos::builder(client).principal(..)`), the same one for
+/// the middleware, `#[authorize]` and [`Authz`], and the same as in the
+/// tower layer and cerbos-axum. It reads an `http::request::Parts` made
+/// from the `HttpRequest`: its method, URI, version and headers, and in its
+/// extensions the [`Principal`] your authentication middleware put into
+/// actix's request extensions, if any (what the default resolver,
+/// `PrincipalFromExtensions`, reads).
 #[derive(Clone)]
 pub struct Authorization {
     authorizer: Authorizer,
-    principal: Arc<dyn PrincipalResolver>,
 }
 
 impl fmt::Debug for Authorization {
@@ -46,19 +53,12 @@ impl fmt::Debug for Authorization {
 }
 
 impl Authorization {
-    /// From a core [`Cerbos`], with the principal from the request
-    /// extensions until [`principal`](Self::principal) says otherwise.
-    pub fn new<P: Pdp, R: cerbos_tower::layer::PrincipalResolver>(cerbos: &Cerbos<P, R>) -> Self {
+    /// From a core [`Cerbos`]: its PDP, its principal resolver and the
+    /// rest of its configuration.
+    pub fn new<P: Pdp, R: PrincipalResolver>(cerbos: &Cerbos<P, R>) -> Self {
         Authorization {
             authorizer: cerbos.authorizer(),
-            principal: Arc::new(PrincipalFromExtensions),
         }
-    }
-
-    /// How the principal of a request is found.
-    pub fn principal(mut self, resolver: impl PrincipalResolver) -> Self {
-        self.principal = Arc::new(resolver);
-        self
     }
 
     /// Middleware for `App::wrap`, `Scope::wrap` or `Resource::wrap` that
@@ -76,23 +76,25 @@ impl Authorization {
         })
     }
 
+    /// The subject of `req`, from the core's principal resolver (which
+    /// also adds the bearer token of `BearerJwt` and the request id).
     async fn subject(&self, req: &HttpRequest) -> Result<Subject, CerbosRejection> {
-        let resolved = self.principal.resolve_principal(req).await;
-        let subject = resolved.and_then(|principal| {
-            let aux = self.principal.aux_data(req)?;
-            let request_id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok());
-            Ok(self.authorizer.subject_from(principal, aux, request_id))
-        });
-        subject.map_err(|err| self.reject(err.into(), req))
+        let parts = http_parts(req).map_err(|err| self.reject(err.into(), req))?;
+        self.authorizer
+            .subject(&parts)
+            .await
+            .map_err(|rejection| self.render(rejection, &parts))
     }
 
     fn reject(&self, rejection: Rejection, req: &HttpRequest) -> CerbosRejection {
+        let head = http_parts(req).unwrap_or_else(|_| http::Request::new(()).into_parts().0);
+        self.render(rejection, &head)
+    }
+
+    fn render(&self, rejection: Rejection, head: &Parts) -> CerbosRejection {
         let kind = rejection.kind();
         let decision = rejection.decision().cloned();
-        let response = self.authorizer.render(rejection, &http_head(req));
+        let response = self.authorizer.render(rejection, head);
         CerbosRejection {
             kind,
             decision,
@@ -149,20 +151,45 @@ fn http_method(req: &HttpRequest) -> Option<http::Method> {
     http::Method::from_bytes(req.method().as_str().as_bytes()).ok()
 }
 
-/// The `http` request head of an actix request, for rendering rejections.
-fn http_head(req: &HttpRequest) -> http::request::Parts {
-    let mut head = http::Request::new(()).into_parts().0;
-    head.method = http_method(req).unwrap_or_default();
-    head.uri = req.uri().to_string().parse().unwrap_or_default();
+/// The `http` 1 request head of an actix request, for the core's principal
+/// resolver and rejection handler: method, URI, version, headers, and the
+/// [`Principal`] of actix's request extensions in its extensions. A part
+/// that does not convert (only in theory: actix's are `http` 0.2 types with
+/// the same rules) is a bad request, never guessed or left out.
+fn http_parts(req: &HttpRequest) -> Result<Parts, ResolveError> {
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method =
+        http_method(req).ok_or_else(|| ResolveError::bad_request("unreadable request method"))?;
+    parts.uri = req
+        .uri()
+        .to_string()
+        .parse()
+        .map_err(|_| ResolveError::bad_request("unreadable request URI"))?;
+    parts.version = http_version(req.version());
+    parts.headers.reserve(req.headers().len());
     for (name, value) in req.headers() {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            head.headers.append(name, value);
-        }
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes())
+            .map_err(|_| ResolveError::bad_request("unreadable header name"))?;
+        let value = http::HeaderValue::from_bytes(value.as_bytes())
+            .map_err(|_| ResolveError::bad_request("unreadable header value"))?;
+        parts.headers.append(name, value);
     }
-    head
+    if let Some(principal) = req.extensions().get::<Principal>() {
+        parts.extensions.insert(principal.clone());
+    }
+    Ok(parts)
+}
+
+/// An actix (`http` 0.2) version as an `http` 1 one.
+fn http_version(version: actix_web::http::Version) -> http::Version {
+    use actix_web::http::Version;
+    match version {
+        Version::HTTP_09 => http::Version::HTTP_09,
+        Version::HTTP_10 => http::Version::HTTP_10,
+        Version::HTTP_2 => http::Version::HTTP_2,
+        Version::HTTP_3 => http::Version::HTTP_3,
+        _ => http::Version::HTTP_11,
+    }
 }
 
 /// A request the Cerbos checks rejected, with the same response the tower

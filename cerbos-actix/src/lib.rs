@@ -14,7 +14,7 @@ pub use cerbos_tower::{
         ResolveError,
     },
 };
-pub use resolve::{PathResource, PrincipalFromExtensions, PrincipalResolver, ResourceResolver};
+pub use resolve::{PathResource, ResourceResolver};
 
 /// Used by the code `#[authorize]` generates.
 #[doc(hidden)]

@@ -1,82 +1,17 @@
-//! Resolvers that read actix-web's `HttpRequest`.
+//! The resource resolvers, which read actix-web's `HttpRequest`. The
+//! principal is the core's business: the resolver configured on
+//! [`Cerbos`](cerbos_tower::layer::Cerbos) reads the request head that
+//! `Authorization` builds from the `HttpRequest`.
 
 use std::{future::Future, rc::Rc, sync::Arc};
 
-use actix_web::{HttpMessage, HttpRequest, http::header};
+use actix_web::HttpRequest;
 use cerbos_tower::{
-    AuxData, Principal, Resource,
-    adapter::{BearerJwtExt, PathParamsExt, id_param, loaded},
-    layer::{BearerJwt, ConfigError, PathTemplate, ResolveError},
+    Resource,
+    adapter::{PathParamsExt, id_param, loaded},
+    layer::{ConfigError, PathTemplate, ResolveError},
 };
 use futures_util::future::LocalBoxFuture;
-
-/// Finds the [`Principal`] of a request.
-///
-/// Implemented by [`PrincipalFromExtensions`], by
-/// [`BearerJwt`] around another resolver (the bearer token goes to the PDP
-/// as aux data), and by `Fn(&HttpRequest) -> impl Future<Output =
-/// Result<Principal, ResolveError>>` closures (clone what the future needs
-/// from the request; `HttpRequest` itself is cheap to clone).
-pub trait PrincipalResolver: Send + Sync + 'static {
-    /// Resolves the principal of `req`.
-    fn resolve_principal(
-        &self,
-        req: &HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>>;
-
-    /// Aux data (a JWT) to send with the check.
-    fn aux_data(&self, req: &HttpRequest) -> Result<Option<AuxData>, ResolveError> {
-        let _ = req;
-        Ok(None)
-    }
-}
-
-impl<F, Fut> PrincipalResolver for F
-where
-    F: Fn(&HttpRequest) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Principal, ResolveError>> + 'static,
-{
-    fn resolve_principal(
-        &self,
-        req: &HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>> {
-        Box::pin(self(req))
-    }
-}
-
-/// The [`Principal`] your authentication middleware put into the request
-/// extensions (`req.extensions_mut().insert(principal)`). None: 401.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PrincipalFromExtensions;
-
-impl PrincipalResolver for PrincipalFromExtensions {
-    fn resolve_principal(
-        &self,
-        req: &HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>> {
-        let principal = req.extensions().get::<Principal>().cloned();
-        Box::pin(std::future::ready(principal.ok_or_else(|| {
-            ResolveError::unauthenticated("no Principal in the request extensions")
-        })))
-    }
-}
-
-impl<R: PrincipalResolver> PrincipalResolver for BearerJwt<R> {
-    fn resolve_principal(
-        &self,
-        req: &HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<Principal, ResolveError>> {
-        self.inner().resolve_principal(req)
-    }
-
-    fn aux_data(&self, req: &HttpRequest) -> Result<Option<AuxData>, ResolveError> {
-        self.aux_data_from_header(
-            req.headers()
-                .get(header::AUTHORIZATION)
-                .map(|v| v.as_bytes()),
-        )
-    }
-}
 
 /// Finds the resource of a request.
 ///

@@ -1,23 +1,23 @@
 //! cerbos-actix against the real PDP with the contact-directory policies:
 //! the middleware on App, Scope and Resource (and twice, nested), the
-//! extractors, the attribute, in-handler checks, every status, and a PDP
-//! that goes down and comes back.
+//! extractors, the attribute, in-handler checks, every status, a PDP
+//! that goes down and comes back, and one principal resolver (configured
+//! once, on `Cerbos`) for every entry point.
 
 mod common;
 
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, dev::ServiceResponse, test, web};
+use actix_web::{
+    App, HttpMessage, HttpRequest, HttpResponse,
+    dev::{Service, ServiceResponse},
+    test, web,
+};
 use cerbos_actix::{
-    Authorization, Authz, Cerbos, CerbosRejection, Client, Decision, PathResource, PermissionMap,
-    Principal, Reason, ResolveError, Resource, authorize,
+    Authorization, Authz, BearerJwt, Cerbos, CerbosRejection, Client, Decision, PathResource,
+    PermissionMap, Principal, Reason, ResolveError, Resource, authorize,
 };
 use common::contacts::*;
-
-/// The principal named by the `x-user` header; unknown: 401.
-fn principal(req: &HttpRequest) -> std::future::Ready<Result<Principal, ResolveError>> {
-    principal_named(req.headers().get("x-user").and_then(|v| v.to_str().ok()))
-}
 
 /// The contact's row from the app data.
 async fn load(contact: Resource, req: HttpRequest) -> Result<Option<Resource>, ResolveError> {
@@ -84,8 +84,11 @@ fn authorization(
     ) -> cerbos_tower::layer::CerbosBuilder<Client>,
 ) -> Authorization {
     let client = common::live_client(endpoint).build().unwrap();
-    let cerbos = configure(Cerbos::builder(client)).build().unwrap();
-    Authorization::new(&cerbos).principal(principal)
+    let cerbos = configure(Cerbos::builder(client))
+        .principal(principal_from_header)
+        .build()
+        .unwrap();
+    Authorization::new(&cerbos)
 }
 
 macro_rules! app {
@@ -373,8 +376,12 @@ async fn multi_worker_server_shares_one_client() {
         counter.fetch_add(1, Ordering::SeqCst);
         cerbos_tower::layer::Pdp::check(&client, request)
     };
-    let authorization =
-        Authorization::new(&Cerbos::builder(pdp).build().unwrap()).principal(principal);
+    let authorization = Authorization::new(
+        &Cerbos::builder(pdp)
+            .principal(principal_from_header)
+            .build()
+            .unwrap(),
+    );
     let db = contacts(10, 3);
     let server_db = db.clone();
     let server = actix_web::HttpServer::new(move || {
@@ -423,4 +430,205 @@ async fn multi_worker_server_shares_one_client() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), expected_checks);
     handle.stop(true).await;
+}
+
+// ---------------------------------------------------------------------------
+// One principal resolver, configured once on `Cerbos`, for every entry point.
+
+/// A read checked in the handler.
+async fn read_in_handler(
+    authz: Authz,
+    db: web::Data<Db>,
+    path: web::Path<String>,
+) -> Result<String, CerbosRejection> {
+    let contact = load_contact(&db, Resource::new("contact", path.into_inner()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Resource::new("contact", "absent"));
+    authz.require(contact, ["read"]).await?;
+    Ok(authz.subject().principal().id().to_owned())
+}
+
+/// The three entry points on one app: the guard, `#[authorize]` and an
+/// in-handler `Authz` check, each reading contacts.
+fn entry_points(authorization: Authorization, db: Db) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        let guard = authorization.guard(contacts_resource(), ["read"]).unwrap();
+        config
+            .app_data(web::Data::new(db))
+            .app_data(authorization)
+            .service(
+                web::resource("/guard/contacts/{id}")
+                    .wrap(guard)
+                    .route(web::get().to(|p: Principal| async move { p.id().to_owned() })),
+            )
+            .route("/attr/contacts/{id}", web::get().to(show))
+            .route("/authz/contacts/{id}", web::get().to(read_in_handler));
+    }
+}
+
+/// A GET with the `x-user` header when `user` is given, none otherwise.
+async fn get<B: actix_web::body::MessageBody>(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    path: &str,
+    user: Option<&str>,
+) -> u16 {
+    let mut req = test::TestRequest::get().uri(path);
+    if let Some(user) = user {
+        req = req.insert_header(("x-user", user));
+    }
+    test::call_service(app, req.to_request())
+        .await
+        .status()
+        .as_u16()
+}
+
+/// Every user gets the policy's answer at the guard, the attribute and
+/// the in-handler check alike; an unknown user and a request without a
+/// user are 401 everywhere, never 200.
+async fn assert_every_entry_point_knows_the_principal<B: actix_web::body::MessageBody>(
+    app: &impl Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    db: &Db,
+) {
+    for (id, contact) in db.iter() {
+        for entry in ["guard", "attr", "authz"] {
+            let path = format!("/{entry}/contacts/{id}");
+            for user in &USERS {
+                let want = if expected(user, contact, "read") {
+                    200
+                } else {
+                    403
+                };
+                assert_eq!(
+                    get(app, &path, Some(user.name)).await,
+                    want,
+                    "{} {path}",
+                    user.name
+                );
+            }
+            assert_eq!(
+                get(app, &path, Some("mallory")).await,
+                401,
+                "mallory {path}"
+            );
+            assert_eq!(get(app, &path, None).await, 401, "no user {path}");
+        }
+    }
+}
+
+/// The issue-10 case: a closure resolver given to `Cerbos::builder` (over
+/// `http::request::Parts`) is the one the guard, `#[authorize]` and `Authz`
+/// use; `Authorization::new` drops nothing.
+#[actix_web::test]
+async fn principal_resolver_configured_once_reaches_every_entry_point() {
+    let client = common::live_client(common::contact_pdp().grpc_endpoint())
+        .build()
+        .unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(|parts: &http::request::Parts| {
+            principal_named(parts.headers.get("x-user").and_then(|v| v.to_str().ok()))
+        })
+        .build()
+        .unwrap();
+    let db = contacts(10, 5);
+    let app = test::init_service(
+        App::new().configure(entry_points(Authorization::new(&cerbos), db.clone())),
+    )
+    .await;
+    assert_every_entry_point_knows_the_principal(&app, &db).await;
+}
+
+/// The default resolver reads the `Principal` that the app's
+/// authentication middleware put into actix's request extensions.
+#[actix_web::test]
+async fn principal_from_the_authentication_middleware_by_default() {
+    let client = common::live_client(common::contact_pdp().grpc_endpoint())
+        .build()
+        .unwrap();
+    let authorization = Authorization::new(&Cerbos::builder(client).build().unwrap());
+    let db = contacts(10, 7);
+    let app = test::init_service(
+        App::new()
+            .wrap_fn(|req, service| {
+                let user = req
+                    .headers()
+                    .get("x-user")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(user_by_name);
+                if let Some(user) = user {
+                    req.extensions_mut().insert(
+                        Principal::new(user.id, [user.role])
+                            .with_attr("department", user.department),
+                    );
+                }
+                service.call(req)
+            })
+            .configure(entry_points(authorization, db.clone())),
+    )
+    .await;
+    assert_every_entry_point_knows_the_principal(&app, &db).await;
+}
+
+/// `BearerJwt` configured once on `Cerbos`: the guard, `#[authorize]` and
+/// `Authz` all send the bearer token, whose claims the policy reads; a
+/// token the PDP cannot verify, or none, is a 401.
+#[actix_web::test]
+async fn bearer_jwt_configured_once_reaches_every_entry_point() {
+    #[authorize(kind = "expense", actions = ["approve"])]
+    async fn approve_by_attribute() -> &'static str {
+        "approved"
+    }
+
+    async fn approve_in_handler(
+        authz: Authz,
+        path: web::Path<String>,
+    ) -> Result<&'static str, CerbosRejection> {
+        authz
+            .require(Resource::new("expense", path.into_inner()), ["approve"])
+            .await?;
+        Ok("approved")
+    }
+
+    let (pdp, _dir) = common::pdp_with_jwt_key_set();
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(BearerJwt::new(principal_from_header).key_set_id("local"))
+        .build()
+        .unwrap();
+    let authorization = Authorization::new(&cerbos);
+    let guard = authorization
+        .guard(PathResource::new("expense"), ["approve"])
+        .unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(authorization)
+            .service(
+                web::resource("/guard/expenses/{id}")
+                    .wrap(guard)
+                    .route(web::get().to(|| async { "approved" })),
+            )
+            .route("/attr/expenses/{id}", web::get().to(approve_by_attribute))
+            .route("/authz/expenses/{id}", web::get().to(approve_in_handler)),
+    )
+    .await;
+    let forged = common::jwt(b"some other key entirely, also 256 bits long!!", "Finance");
+    let cases = [
+        (Some(common::jwt(common::JWT_SECRET, "Finance")), 200),
+        (Some(common::jwt(common::JWT_SECRET, "Sales")), 403),
+        (Some(forged), 401),
+        (None, 401),
+    ];
+    for entry in ["guard", "attr", "authz"] {
+        let path = format!("/{entry}/expenses/e1");
+        for (token, want) in &cases {
+            let mut req = test::TestRequest::get()
+                .uri(&path)
+                .insert_header(("x-user", "john"));
+            if let Some(token) = token {
+                req = req.insert_header(("authorization", format!("Bearer {token}")));
+            }
+            let status = test::call_service(&app, req.to_request()).await.status();
+            assert_eq!(status.as_u16(), *want, "{path} {token:?}");
+        }
+    }
 }

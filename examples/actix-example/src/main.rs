@@ -156,6 +156,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
     // Keep the PDP alive until the end of main: it is killed on drop.
     let (_pdp, endpoint) = cerbos_testkit::pdp_from_env_or_start(policies)?;
+    // The principal resolver is the core's: by default it reads the
+    // `Principal` that `authenticate` put into the request extensions. One
+    // given to `Cerbos::builder(..).principal(..)` (a closure over the
+    // request head, or `BearerJwt`) would serve every check the same way.
     let authorization =
         Authorization::new(&Cerbos::builder(Client::builder(&endpoint).build()?).build()?);
     for (id, (name, owner, ..)) in contacts() {
