@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use cerbos_sql::{Dialect, PlanToSql};
+use cerbos_sql::{Column, Dialect, PlanToSql};
 use cerbos_tower::{PlanFilter, Principal, Resource};
 use rusqlite::{Connection, OptionalExtension, types::Value as SqlValue};
 use sea_query::{Alias, Query, SqliteQueryBuilder};
@@ -143,10 +143,18 @@ impl Db {
         conn.execute_batch(include_str!("../../contacts.sql"))?;
         let contact = Alias::new("contact");
         let mut to_sql = PlanToSql::new(Dialect::Sqlite);
-        for column in ["owner_id", "company_id", "is_active", "marketing_opt_in"] {
+        // Declared types: a plan constant of another CEL type is decided as
+        // CEL decides it, never by SQLite's type affinity.
+        let columns: [(&str, fn(_) -> Column); 4] = [
+            ("owner_id", Column::string),
+            ("company_id", Column::string),
+            ("is_active", Column::bool),
+            ("marketing_opt_in", Column::bool),
+        ];
+        for (column, declare) in columns {
             to_sql = to_sql.column(
                 format!("request.resource.attr.{column}"),
-                (contact.clone(), Alias::new(column)),
+                declare((contact.clone(), Alias::new(column))),
             );
         }
         Ok(Db {
