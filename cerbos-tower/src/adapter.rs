@@ -5,19 +5,21 @@
 //!
 //! - [`id_param`]: which path parameter holds the resource id;
 //! - [`loaded`]: what a loader's answer means (`Ok(None)` is a 404);
-//! - [`AuthorizerExt`]: a [`Subject`] from a principal the framework
-//!   resolved, and a route's [`ActionSet`] checked for a method;
-//! - [`BearerJwtExt`]: the bearer token of a request that is not an
-//!   `http::Request` (actix-web's `HttpRequest`);
+//! - [`AuthorizerExt`]: a route's [`ActionSet`] checked for a method, and
+//!   the request head a later rejection needs;
 //! - [`PathParamsExt`]: the resource id among a template's parameters.
+//!
+//! The principal is always the one configured on
+//! [`Cerbos`](crate::layer::Cerbos): an adapter whose requests are not
+//! `http::Request`s builds an `http::request::Parts` for
+//! [`Authorizer::subject`] (as `cerbos-actix` does), so no resolver is ever
+//! re-implemented or dropped.
 
 use std::future::Future;
 
 use crate::{
-    AuxData, Principal, Resource,
-    layer::{
-        ActionSet, Authorizer, BearerJwt, Decision, PathParams, Rejection, ResolveError, Subject,
-    },
+    Resource,
+    layer::{ActionSet, Authorizer, Decision, PathParams, Rejection, ResolveError, Subject},
 };
 
 /// The value of the path parameter that holds a resource id, among
@@ -46,16 +48,6 @@ pub fn loaded(answer: Result<Option<Resource>, ResolveError>) -> Result<Resource
 
 /// The [`Authorizer`]'s entry points for adapters.
 pub trait AuthorizerExt {
-    /// A subject from a principal resolved by the framework, with optional
-    /// aux data, and the request id to send (a new one when `request_id` is
-    /// not 1 to 128 visible ASCII characters).
-    fn subject_from(
-        &self,
-        principal: Principal,
-        aux_data: Option<AuxData>,
-        request_id: Option<&str>,
-    ) -> Subject;
-
     /// Checks a route's `actions` for `method` on `resource`, as the layer
     /// does: the decision if every required action is allowed, the
     /// [`Rejection`] otherwise (a method without actions is denied without
@@ -77,15 +69,6 @@ pub trait AuthorizerExt {
 }
 
 impl AuthorizerExt for Authorizer {
-    fn subject_from(
-        &self,
-        principal: Principal,
-        aux_data: Option<AuxData>,
-        request_id: Option<&str>,
-    ) -> Subject {
-        Authorizer::subject_from(self, principal, aux_data, request_id)
-    }
-
     fn authorize_actions(
         &self,
         subject: &Subject,
@@ -98,19 +81,6 @@ impl AuthorizerExt for Authorizer {
 
     fn rejection_head(&self, parts: &http::request::Parts) -> http::request::Parts {
         Authorizer::rejection_head(self, parts)
-    }
-}
-
-/// [`BearerJwt`] for requests that are not `http::Request`s.
-pub trait BearerJwtExt {
-    /// The aux data for a request whose `Authorization` header is `value`
-    /// (401 without one, unless the token is optional).
-    fn aux_data_from_header(&self, value: Option<&[u8]>) -> Result<Option<AuxData>, ResolveError>;
-}
-
-impl<R> BearerJwtExt for BearerJwt<R> {
-    fn aux_data_from_header(&self, value: Option<&[u8]>) -> Result<Option<AuxData>, ResolveError> {
-        BearerJwt::aux_data_from_header(self, value)
     }
 }
 

@@ -10,10 +10,7 @@ use super::{
     ActionSet, Actions, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection, RejectionKind,
     actions::{ActionSpec, RouteActions},
     config::Shared,
-    evaluate::{
-        begin_check, bypassed, decision, finish_check, no_actions_for_method, request_id,
-        valid_request_id,
-    },
+    evaluate::{begin_check, bypassed, decision, finish_check, no_actions_for_method, request_id},
 };
 use crate::{AuxData, Principal, Resource};
 
@@ -157,22 +154,6 @@ impl<P: Pdp, R: PrincipalResolver> Cerbos<P, R> {
 }
 
 impl Authorizer {
-    /// A subject from a principal resolved elsewhere (by a framework
-    /// adapter), with optional aux data, and the request id to send (a new
-    /// one when `request_id` is not 1 to 128 visible ASCII characters).
-    pub(crate) fn subject_from(
-        &self,
-        principal: Principal,
-        aux_data: Option<AuxData>,
-        request_id: Option<&str>,
-    ) -> Subject {
-        Subject {
-            principal,
-            aux_data,
-            request_id: valid_request_id(request_id),
-        }
-    }
-
     /// Checks the actions of `actions` for `method` on `resource`, as the
     /// layer does for a route: the decision if every required action is
     /// allowed, the [`Rejection`] otherwise (a method without actions is

@@ -137,7 +137,7 @@ pub(crate) fn request_id(parts: &Parts) -> String {
 }
 
 /// `id` if it is 1 to 128 visible ASCII characters, else a new id.
-pub(crate) fn valid_request_id(id: Option<&str>) -> String {
+fn valid_request_id(id: Option<&str>) -> String {
     id.filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(crate::new_request_id, str::to_owned)
 }

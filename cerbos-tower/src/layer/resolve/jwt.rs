@@ -48,12 +48,8 @@ impl<R> BearerJwt<R> {
         &self.inner
     }
 
-    /// The aux data for a request whose `Authorization` header is `value`
-    /// (adapters reach it through [`crate::adapter::BearerJwtExt`]).
-    pub(crate) fn aux_data_from_header(
-        &self,
-        value: Option<&[u8]>,
-    ) -> Result<Option<AuxData>, ResolveError> {
+    /// The aux data for a request whose `Authorization` header is `value`.
+    fn aux_data_from_header(&self, value: Option<&[u8]>) -> Result<Option<AuxData>, ResolveError> {
         let Some(value) = value else {
             return if self.optional {
                 Ok(None)
