@@ -145,17 +145,15 @@ impl Db {
         let mut to_sql = PlanToSql::new(Dialect::Sqlite);
         // Declared types: a plan constant of another CEL type is decided as
         // CEL decides it, never by SQLite's type affinity.
-        let columns: [(&str, fn(_) -> Column); 4] = [
-            ("owner_id", Column::string),
-            ("company_id", Column::string),
-            ("is_active", Column::bool),
-            ("marketing_opt_in", Column::bool),
-        ];
-        for (column, declare) in columns {
-            to_sql = to_sql.column(
-                format!("request.resource.attr.{column}"),
-                declare((contact.clone(), Alias::new(column))),
-            );
+        let flags = ["is_active", "marketing_opt_in"];
+        for column in ["owner_id", "company_id", "is_active", "marketing_opt_in"] {
+            let sql = (contact.clone(), Alias::new(column));
+            let declared = if flags.contains(&column) {
+                Column::bool(sql)
+            } else {
+                Column::string(sql)
+            };
+            to_sql = to_sql.column(format!("request.resource.attr.{column}"), declared);
         }
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
