@@ -176,7 +176,8 @@ impl CheckResources {
     }
 
     /// Splits the request into wire requests within the limits. Also
-    /// returns the (kind, id) of every entry, to verify the answers with.
+    /// returns what every entry asked (kind, id, actions), to verify the
+    /// answers with.
     pub(crate) fn into_wire(self, request_id: &str, limits: Limits) -> (Vec<Batch>, Vec<Expected>) {
         let expected = self
             .entries
@@ -184,6 +185,7 @@ impl CheckResources {
             .map(|e| Expected {
                 kind: e.resource.kind().to_owned(),
                 id: e.resource.id().to_owned(),
+                actions: e.actions.clone(),
             })
             .collect();
         (self.into_batches(request_id, limits), expected)
@@ -191,7 +193,9 @@ impl CheckResources {
 
     fn into_batches(self, request_id: &str, limits: Limits) -> Vec<Batch> {
         let plan = plan_batches(
-            self.entries.iter().map(|e| e.actions.len()),
+            self.entries
+                .iter()
+                .map(|e| (e.actions.len(), (e.resource.kind(), e.resource.id()))),
             limits.max_resources_per_request,
             limits.max_actions_per_resource,
         );
@@ -262,17 +266,33 @@ pub(crate) struct Batch {
     pub(crate) pieces: Vec<Piece>,
 }
 
-/// Splits entries (given by their action counts) into batches of at most
-/// `max_resources` pieces, each piece with at most `max_actions` actions.
-pub(crate) fn plan_batches(
-    action_counts: impl Iterator<Item = usize>,
+/// Splits entries (given by their action counts and their kind and id)
+/// into batches of at most `max_resources` pieces, each piece with at most
+/// `max_actions` actions. Two entries for the same resource (kind and id,
+/// for example with different attributes) never share a batch: answers
+/// are matched to entries by position and resource, and two such results
+/// could not be told apart.
+pub(crate) fn plan_batches<'a>(
+    entries: impl Iterator<Item = (usize, (&'a str, &'a str))>,
     max_resources: usize,
     max_actions: usize,
 ) -> Vec<Vec<Piece>> {
     let max_resources = max_resources.max(1);
     let max_actions = max_actions.max(1);
     let mut batches = vec![Vec::new()];
-    for (entry, count) in action_counts.enumerate() {
+    // The resource of every entry, to find an earlier entry in the batch
+    // with the same kind and id.
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for (entry, (count, key)) in entries.enumerate() {
+        keys.push(key);
+        let clashes = |batch: &Vec<Piece>| {
+            batch
+                .iter()
+                .any(|p| p.entry != entry && keys.get(p.entry) == Some(&key))
+        };
+        if batches.last().is_some_and(clashes) {
+            batches.push(Vec::new());
+        }
         let mut start = 0;
         while start < count {
             let end = (start + max_actions).min(count);
@@ -291,15 +311,30 @@ pub(crate) fn plan_batches(
     batches
 }
 
-/// The resource an entry asked about.
+/// What an entry asked about: the resource and the actions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Expected {
     pub(crate) kind: String,
     pub(crate) id: String,
+    pub(crate) actions: Vec<String>,
+}
+
+/// `true` if `answered` holds an effect for exactly the actions of `asked`
+/// (which may name an action twice): none missing, none extra.
+fn answers_exactly(asked: &[String], answered: &std::collections::HashMap<String, i32>) -> bool {
+    let distinct = asked
+        .iter()
+        .enumerate()
+        .filter(|(i, action)| !asked[..*i].contains(action))
+        .count();
+    answered.len() == distinct && asked.iter().all(|a| answered.contains_key(a))
 }
 
 /// Reassembles the answers to the batches (in batch order) into one result
-/// per original entry, checking that every answer is for the resource asked.
+/// per original entry, checking that every answer is for the resource and
+/// exactly the actions its batch asked about: an extra, missing,
+/// duplicated or reordered result, or an effect for an action nobody asked
+/// about in that batch, makes the whole answer malformed (fail closed).
 pub(crate) fn reassemble(
     expected: &[Expected],
     answers: Vec<(Vec<Piece>, response::CheckResourcesResponse)>,
@@ -320,14 +355,28 @@ pub(crate) fn reassemble(
         }
         cerbos_call_ids.push(answer.cerbos_call_id);
         for (piece, entry) in pieces.into_iter().zip(answer.results) {
-            let same = match (&entry.resource, expected.get(piece.entry)) {
-                (Some(got), Some(asked)) => got.kind == asked.kind && got.id == asked.id,
-                _ => false,
+            let Some(asked) = expected.get(piece.entry) else {
+                return Err(Error::MalformedResponse(
+                    "result for an unknown entry".to_owned(),
+                ));
             };
+            let same = entry
+                .resource
+                .as_ref()
+                .is_some_and(|got| got.kind == asked.kind && got.id == asked.id);
             if !same {
                 return Err(Error::MalformedResponse(format!(
                     "result #{} is not for the resource asked about",
                     piece.entry
+                )));
+            }
+            let asked_actions = asked.actions.get(piece.actions.clone()).unwrap_or_default();
+            if !answers_exactly(asked_actions, &entry.actions) {
+                return Err(Error::MalformedResponse(format!(
+                    "result #{} does not answer exactly the {} actions asked ({} answered)",
+                    piece.entry,
+                    asked_actions.len(),
+                    entry.actions.len()
                 )));
             }
             let slot = results.get_mut(piece.entry).ok_or_else(|| {
@@ -335,7 +384,7 @@ pub(crate) fn reassemble(
             })?;
             match slot {
                 None => *slot = Some(ResourceResult { inner: entry }),
-                Some(existing) => existing.merge(entry),
+                Some(existing) => existing.merge(entry, piece.entry)?,
             }
         }
     }
@@ -500,8 +549,27 @@ impl ResourceResult {
         &self.inner
     }
 
-    fn merge(&mut self, other: response::check_resources_response::ResultEntry) {
-        self.inner.actions.extend(other.actions);
+    /// Adds the answer to another piece of the same entry. An action both
+    /// answers name (asked twice, in two pieces) must have the same effect
+    /// in both, or the answer is malformed.
+    fn merge(
+        &mut self,
+        other: response::check_resources_response::ResultEntry,
+        entry: usize,
+    ) -> Result<()> {
+        for (action, effect) in other.actions {
+            match self.inner.actions.get(&action) {
+                Some(mine) if *mine != effect => {
+                    return Err(Error::MalformedResponse(format!(
+                        "result #{entry} gives two effects for the same action"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    self.inner.actions.insert(action, effect);
+                }
+            }
+        }
         for err in other.validation_errors {
             if !self.inner.validation_errors.contains(&err) {
                 self.inner.validation_errors.push(err);
@@ -520,6 +588,7 @@ impl ResourceResult {
             (mine @ None, theirs) => *mine = theirs,
             (Some(_), None) => {}
         }
+        Ok(())
     }
 }
 
@@ -531,9 +600,19 @@ mod tests {
         batches.iter().map(Vec::len).collect()
     }
 
+    /// Batches for entries of distinct resources with these action counts.
+    fn plan(counts: &[usize], max_resources: usize, max_actions: usize) -> Vec<Vec<Piece>> {
+        let ids: Vec<String> = (0..counts.len()).map(|i| i.to_string()).collect();
+        let entries = counts
+            .iter()
+            .zip(&ids)
+            .map(|(c, id)| (*c, ("k", id.as_str())));
+        plan_batches(entries, max_resources, max_actions)
+    }
+
     #[test]
     fn small_requests_are_one_batch() {
-        let b = plan_batches([2, 3].into_iter(), 50, 50);
+        let b = plan(&[2, 3], 50, 50);
         assert_eq!(sizes(&b), [2]);
         assert_eq!(
             b[0][1],
@@ -546,7 +625,7 @@ mod tests {
 
     #[test]
     fn many_resources_are_split_in_order() {
-        let b = plan_batches(std::iter::repeat_n(1, 120), 50, 50);
+        let b = plan(&[1; 120], 50, 50);
         assert_eq!(sizes(&b), [50, 50, 20]);
         let entries: Vec<usize> = b.iter().flatten().map(|p| p.entry).collect();
         assert_eq!(entries, (0..120).collect::<Vec<_>>());
@@ -554,7 +633,7 @@ mod tests {
 
     #[test]
     fn many_actions_are_split_into_pieces() {
-        let b = plan_batches([70, 1].into_iter(), 2, 50);
+        let b = plan(&[70, 1], 2, 50);
         assert_eq!(sizes(&b), [2, 1]);
         assert_eq!(b[0][0].actions, 0..50);
         assert_eq!(b[0][1].actions, 50..70);
@@ -569,8 +648,145 @@ mod tests {
 
     #[test]
     fn zero_limits_do_not_loop_forever() {
-        let b = plan_batches([3].into_iter(), 0, 0);
+        let b = plan(&[3], 0, 0);
         assert_eq!(b.iter().flatten().count(), 3);
+    }
+
+    #[test]
+    fn entries_for_the_same_resource_never_share_a_batch() {
+        let entries = [
+            (1, ("doc", "1")),
+            (1, ("doc", "2")),
+            (1, ("doc", "1")),
+            (1, ("doc", "3")),
+        ];
+        let b = plan_batches(entries.into_iter(), 50, 50);
+        assert_eq!(sizes(&b), [2, 2]);
+        for batch in &b {
+            let mut keys: Vec<_> = batch.iter().map(|p| entries[p.entry].1).collect();
+            keys.dedup();
+            assert_eq!(keys.len(), batch.len(), "{batch:?}");
+        }
+    }
+
+    fn expected(id: &str, actions: &[&str]) -> Expected {
+        Expected {
+            kind: "doc".into(),
+            id: id.into(),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    fn answer(results: &[(&str, &[(&str, i32)])]) -> response::CheckResourcesResponse {
+        use response::check_resources_response::{ResultEntry, result_entry::Resource};
+        response::CheckResourcesResponse {
+            results: results
+                .iter()
+                .map(|(id, actions)| ResultEntry {
+                    resource: Some(Resource {
+                        id: (*id).into(),
+                        kind: "doc".into(),
+                        ..Default::default()
+                    }),
+                    actions: actions.iter().map(|(a, e)| ((*a).to_owned(), *e)).collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn piece(entry: usize, actions: Range<usize>) -> Piece {
+        Piece { entry, actions }
+    }
+
+    #[test]
+    fn an_answer_names_exactly_the_actions_its_chunk_asked() {
+        const ALLOW: i32 = 1;
+        const DENY: i32 = 2;
+        // One entry with two actions split over two chunks: `read` in the
+        // first, `write` in the second.
+        let asked = [expected("1", &["read", "write"])];
+        let chunks = |first: &[(&str, i32)], second: &[(&str, i32)]| {
+            vec![
+                (vec![piece(0, 0..1)], answer(&[("1", first)])),
+                (vec![piece(0, 1..2)], answer(&[("1", second)])),
+            ]
+        };
+        let ok = reassemble(&asked, chunks(&[("read", DENY)], &[("write", ALLOW)])).unwrap();
+        assert!(!ok.results()[0].is_allowed("read"));
+        assert!(ok.results()[0].is_allowed("write"));
+
+        // A lying second chunk adds `read: ALLOW`, which it was not asked:
+        // it must not override the first chunk's DENY.
+        let extra = chunks(&[("read", DENY)], &[("write", ALLOW), ("read", ALLOW)]);
+        assert!(matches!(
+            reassemble(&asked, extra),
+            Err(Error::MalformedResponse(_))
+        ));
+        // Missing, renamed and empty answers are malformed too.
+        for bad in [
+            chunks(&[], &[("write", ALLOW)]),
+            chunks(&[("reed", ALLOW)], &[("write", ALLOW)]),
+            chunks(&[("read", ALLOW)], &[]),
+        ] {
+            assert!(matches!(
+                reassemble(&asked, bad),
+                Err(Error::MalformedResponse(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn an_action_asked_twice_must_get_one_effect() {
+        const ALLOW: i32 = 1;
+        const DENY: i32 = 2;
+        // `read` asked twice, once in each chunk.
+        let asked = [expected("1", &["read", "read"])];
+        let chunks = |first: i32, second: i32| {
+            vec![
+                (vec![piece(0, 0..1)], answer(&[("1", &[("read", first)])])),
+                (vec![piece(0, 1..2)], answer(&[("1", &[("read", second)])])),
+            ]
+        };
+        assert!(
+            reassemble(&asked, chunks(ALLOW, ALLOW))
+                .unwrap()
+                .all_allowed()
+        );
+        for (a, b) in [(DENY, ALLOW), (ALLOW, DENY)] {
+            assert!(matches!(
+                reassemble(&asked, chunks(a, b)),
+                Err(Error::MalformedResponse(_))
+            ));
+        }
+        // In one chunk, the one answer for a duplicated action is enough.
+        let one = vec![(vec![piece(0, 0..2)], answer(&[("1", &[("read", ALLOW)])]))];
+        assert!(reassemble(&asked, one).unwrap().all_allowed());
+    }
+
+    #[test]
+    fn reordered_extra_or_missing_results_are_malformed() {
+        const ALLOW: i32 = 1;
+        let asked = [expected("1", &["read"]), expected("2", &["read"])];
+        let pieces = vec![piece(0, 0..1), piece(1, 0..1)];
+        let good = answer(&[("1", &[("read", ALLOW)]), ("2", &[("read", ALLOW)])]);
+        assert!(reassemble(&asked, vec![(pieces.clone(), good)]).is_ok());
+        for bad in [
+            answer(&[("2", &[("read", ALLOW)]), ("1", &[("read", ALLOW)])]),
+            answer(&[("1", &[("read", ALLOW)])]),
+            answer(&[
+                ("1", &[("read", ALLOW)]),
+                ("2", &[("read", ALLOW)]),
+                ("3", &[("read", ALLOW)]),
+            ]),
+            answer(&[("1", &[("read", ALLOW)]), ("1", &[("read", ALLOW)])]),
+        ] {
+            assert!(matches!(
+                reassemble(&asked, vec![(pieces.clone(), bad)]),
+                Err(Error::MalformedResponse(_))
+            ));
+        }
     }
 
     #[test]

@@ -619,3 +619,71 @@ async fn custom_headers_user_agent_and_request_ids_reach_the_pdp() {
     assert!(!a.request_id().is_empty());
     assert_ne!(a.request_id(), b.request_id());
 }
+
+#[tokio::test]
+async fn a_piece_answer_cannot_override_another_with_an_action_it_was_not_asked() {
+    // 70 actions on one resource: pieces of 50 and 20 actions (two entries
+    // of one call). The PDP denies `a0` (asked in the first piece); the
+    // answer to the second piece lies, adding `a0: ALLOW`, which it was not
+    // asked about.
+    let pdp = with_check(|r: req::CheckResourcesRequest| {
+        let mut answer = echo(1)(r)?;
+        for result in &mut answer.results {
+            let first_piece = result.actions.contains_key("a0");
+            result
+                .actions
+                .insert("a0".into(), if first_piece { 2 } else { 1 });
+        }
+        Ok(answer)
+    })
+    .await;
+    let actions: Vec<String> = (0..70).map(|i| format!("a{i}")).collect();
+    let request = CheckResources::new(Principal::new("u", ["user"]))
+        .resource(Resource::new("doc", "1"), actions);
+    let answer = pdp.client.check_resources(request).await;
+    assert!(
+        matches!(answer, Err(Error::MalformedResponse(_))),
+        "a lying piece must fail the call, got {answer:?}"
+    );
+    assert_eq!(pdp.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn entries_for_the_same_resource_go_in_separate_calls() {
+    // Two entries for doc 1 with different attributes; the PDP allows only
+    // the one with `v: 2`, and lies by answering every call's results in
+    // reverse order. Had both entries shared a call, the reversal would
+    // have given the `v: 1` entry the `v: 2` entry's ALLOW.
+    let pdp = with_check(|r: req::CheckResourcesRequest| {
+        let mut results: Vec<ResultEntry> = r
+            .resources
+            .into_iter()
+            .map(|e| {
+                let v2 = e
+                    .resource
+                    .as_ref()
+                    .and_then(|res| res.attr.get("v"))
+                    .is_some_and(|v| v.kind == Some(prost_types::value::Kind::NumberValue(2.0)));
+                result_for(e, if v2 { 1 } else { 2 })
+            })
+            .collect();
+        results.reverse();
+        Ok(resp::CheckResourcesResponse {
+            request_id: r.request_id,
+            results,
+            cerbos_call_id: "call".into(),
+        })
+    })
+    .await;
+    let request = CheckResources::new(Principal::new("u", ["user"]))
+        .resource(Resource::new("doc", "1").with_attr("v", 1), ["read"])
+        .resource(Resource::new("doc", "1").with_attr("v", 2), ["read"]);
+    let response = pdp
+        .client
+        .check_resources(request)
+        .await
+        .expect("an answer");
+    assert!(!response.results()[0].is_allowed("read"));
+    assert!(response.results()[1].is_allowed("read"));
+    assert_eq!(pdp.calls.load(Ordering::SeqCst), 2);
+}
