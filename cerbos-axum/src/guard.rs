@@ -1,21 +1,34 @@
-//! [`CerbosExt::guard`]: a layer for routes whose resource id is a path
-//! parameter.
+//! [`CerbosExt`]: route guards made from a [`Cerbos`]. In axum a guard is
+//! the core's [`CerbosLayer`]; attach it with `route_layer`.
 
-use cerbos_tower::layer::{Actions, Cerbos, CerbosLayer, ConfigError, Pdp, PrincipalResolver};
+use cerbos_tower::{
+    adapter::guard_kind,
+    layer::{Actions, Cerbos, CerbosLayer, ConfigError, Pdp, PrincipalResolver, ResourceResolver},
+};
 
 use crate::PathResource;
 
-/// Shortcuts on [`Cerbos`] for axum routers.
+/// Route guards on [`Cerbos`] for axum routers. Attach them with
+/// `route_layer`, so that unmatched paths stay 404.
 pub trait CerbosExt<P, R> {
-    /// A layer for routes whose resource is of `kind` with the id in the
+    /// A guard for routes whose resource is of `kind` with the id in the
     /// route's path parameter (`{id}`, or its only parameter), checking
-    /// `actions`: `["read"]`, [`Actions::crud()`], … Attach it with
-    /// `route_layer`.
+    /// `actions`: `["read"]`, [`Actions::crud()`], … Fails on an empty
+    /// kind or an invalid action list.
     fn guard(
         &self,
         kind: impl Into<String>,
         actions: impl Into<Actions>,
     ) -> Result<CerbosLayer<P, R, PathResource>, ConfigError>;
+
+    /// A guard checking `actions` on the resource that `resource` finds:
+    /// a [`PathResource`] with a loader, or any [`ResourceResolver`]. The
+    /// same as [`Cerbos::layer`]. Fails on an invalid action list.
+    fn guard_with<RR: ResourceResolver>(
+        &self,
+        resource: RR,
+        actions: impl Into<Actions>,
+    ) -> Result<CerbosLayer<P, R, RR>, ConfigError>;
 }
 
 impl<P: Pdp, R: PrincipalResolver> CerbosExt<P, R> for Cerbos<P, R> {
@@ -24,10 +37,14 @@ impl<P: Pdp, R: PrincipalResolver> CerbosExt<P, R> for Cerbos<P, R> {
         kind: impl Into<String>,
         actions: impl Into<Actions>,
     ) -> Result<CerbosLayer<P, R, PathResource>, ConfigError> {
-        let kind = kind.into();
-        if kind.trim().is_empty() {
-            return Err(ConfigError::new("the resource kind must not be empty"));
-        }
-        self.layer(PathResource::new(kind), actions)
+        self.layer(PathResource::new(guard_kind(kind)?), actions)
+    }
+
+    fn guard_with<RR: ResourceResolver>(
+        &self,
+        resource: RR,
+        actions: impl Into<Actions>,
+    ) -> Result<CerbosLayer<P, R, RR>, ConfigError> {
+        self.layer(resource, actions)
     }
 }

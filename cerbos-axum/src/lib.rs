@@ -1,23 +1,29 @@
 #![doc = include_str!("../README.md")]
 
+mod authorized;
 mod authz;
 mod guard;
 mod path;
+mod rejection;
 
-pub use authz::{Authorized, Authz, CerbosRejection};
+pub use authorized::Authorized;
+pub use authz::Authz;
 pub use cerbos_macros::axum_authorize as authorize;
 pub use cerbos_tower::{
     self, Client, MissingAuthorization, Principal, Resource,
     layer::{
-        Actions, Authorizer, Cerbos, Decision, PermissionMap, Reason, Rejection, RejectionKind,
-        ResolveError,
+        Actions, Authorizer, BearerJwt, Cerbos, Decision, PermissionMap, Reason, Rejection,
+        RejectionKind, ResolveError, ResourceResolver, Subject,
     },
 };
 pub use guard::CerbosExt;
 pub use path::PathResource;
+pub use rejection::CerbosRejection;
 
 /// Used by the code `#[authorize]` generates.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::authz::Spec;
+    pub use cerbos_tower::adapter::Declaration;
+
+    pub use crate::authorized::Spec;
 }

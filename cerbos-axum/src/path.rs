@@ -24,7 +24,7 @@ use http::request::Parts;
 /// one named with [`id_param`](Self::id_param).
 ///
 /// Use it through [`CerbosExt::guard`](crate::CerbosExt::guard), or with
-/// [`Cerbos::layer`](cerbos_tower::layer::Cerbos::layer) for a loader.
+/// [`CerbosExt::guard_with`](crate::CerbosExt::guard_with) for a loader.
 #[derive(Clone, Debug)]
 pub struct PathResource {
     kind: Arc<str>,

@@ -191,17 +191,20 @@ pub fn axum_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// ```
 ///
 /// The attribute puts a `cerbos_actix::Authorized<_>` extractor first in
-/// the handler's arguments. It resolves the principal with the
-/// `cerbos_actix::Authorization` registered in the app data, takes the id
+/// the handler's arguments. It resolves the principal (with the
+/// [`Cerbos`] the `Authorizer` registered in the app data was made from,
+/// `App::app_data(cerbos.authorizer())`), takes the id
 /// from `match_info`, calls the loader (which reads app data such as a
 /// database pool from the request), and asks the PDP about every action in
 /// one `CheckResources` call. The handler body runs only when the request
-/// is allowed. Rejections are those of the middleware. The `Decision`,
+/// is allowed. Rejections are those of the guard. The `Decision`,
 /// `PermissionMap`, `Principal` and `Resource` are then in the request
 /// extensions, so the handler can take them as arguments.
 ///
 /// Misuse is a compile error that says what is wrong, as for axum; `state`
 /// is axum-only.
+///
+/// [`Cerbos`]: https://docs.rs/cerbos-tower
 #[proc_macro_attribute]
 pub fn actix_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
     let options = parse_macro_input!(attr as Options);
@@ -301,10 +304,12 @@ fn expand(
         #vis struct #marker;
 
         #spec_trait for #marker {
-            const KIND: &'static str = #kind;
-            const ACTIONS: &'static [&'static str] = &[#(#actions),*];
-            const PERMISSIONS: &'static [&'static str] = &[#(#permissions),*];
-            const ID_PARAM: ::core::option::Option<&'static str> = #id;
+            const DECLARATION: #krate::__private::Declaration = #krate::__private::Declaration {
+                kind: #kind,
+                actions: &[#(#actions),*],
+                permissions: &[#(#permissions),*],
+                id_param: #id,
+            };
 
             #[allow(unused_variables)]
             fn load(

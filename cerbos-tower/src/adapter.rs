@@ -4,10 +4,19 @@
 //! re-implements them. Applications do not need this module.
 //!
 //! - [`id_param`]: which path parameter holds the resource id;
+//! - [`guard_kind`]: the resource kind a guard checks, never empty;
 //! - [`loaded`]: what a loader's answer means (`Ok(None)` is a 404);
 //! - [`AuthorizerExt`]: a route's [`ActionSet`] checked for a method, and
 //!   the request head a later rejection needs;
-//! - [`PathParamsExt`]: the resource id among a template's parameters.
+//! - [`PathParamsExt`]: the resource id among a template's parameters;
+//! - [`authorize_request`]: the whole check of a guard or of
+//!   `#[authorize]` (principal, resource, one PDP call), giving the
+//!   [`Allowed`] request's extensions or a [`RenderedRejection`];
+//! - [`HandlerChecks`]: what an in-handler `Authz` extractor holds and does;
+//! - [`RenderedRejection`]: a rejection rendered as the layer would, which
+//!   an adapter's `CerbosRejection` wraps to give it its framework's
+//!   response type;
+//! - [`Declaration`]: what `#[authorize(...)]` declares about a handler.
 //!
 //! The principal is always the one configured on
 //! [`Cerbos`](crate::layer::Cerbos): an adapter whose requests are not
@@ -15,11 +24,17 @@
 //! [`Authorizer::subject`] (as `cerbos-actix` does), so no resolver is ever
 //! re-implemented or dropped.
 
-use std::future::Future;
+use std::{fmt, future::Future, sync::Arc};
+
+use bytes::Bytes;
+use http::request::Parts;
 
 use crate::{
-    Resource,
-    layer::{ActionSet, Authorizer, Decision, PathParams, Rejection, ResolveError, Subject},
+    Principal, Resource,
+    layer::{
+        ActionSet, Authorizer, ConfigError, Decision, PathParams, PermissionMap, Rejection,
+        RejectionKind, ResolveError, Subject,
+    },
 };
 
 /// The value of the path parameter that holds a resource id, among
@@ -38,6 +53,22 @@ pub fn id_param<'a, T>(
     name: Option<&str>,
 ) -> Option<T> {
     crate::layer::id_param(params, name)
+}
+
+/// The resource kind of a guard (`CerbosExt::guard(kind, ..)` in every
+/// adapter): an empty or blank kind is a configuration error.
+///
+/// ```
+/// use cerbos_tower::adapter::guard_kind;
+/// assert_eq!(guard_kind("contact").unwrap(), "contact");
+/// assert!(guard_kind(" ").is_err());
+/// ```
+pub fn guard_kind(kind: impl Into<String>) -> Result<String, ConfigError> {
+    let kind = kind.into();
+    if kind.trim().is_empty() {
+        return Err(ConfigError::new("the resource kind must not be empty"));
+    }
+    Ok(kind)
 }
 
 /// What a loader's answer means for the request: the resource, a 404 for
@@ -93,5 +124,226 @@ pub trait PathParamsExt {
 impl PathParamsExt for PathParams {
     fn resource_id(&self, name: Option<&str>) -> Option<&str> {
         PathParams::resource_id(self, name)
+    }
+}
+
+/// A [`Rejection`] rendered by an [`Authorizer`]: the response the layer
+/// would send (its status, or the custom rejection handler's response),
+/// with the kind and the decision kept for the handler. An adapter's
+/// `CerbosRejection` wraps it and turns the response into its framework's.
+/// (Boxed: an `Err` stays one pointer wide.)
+pub struct RenderedRejection(Box<Rendered>);
+
+struct Rendered {
+    kind: RejectionKind,
+    decision: Option<Decision>,
+    response: http::Response<Bytes>,
+}
+
+impl RenderedRejection {
+    /// Renders `rejection` for the request whose head is `head`.
+    pub fn new(authorizer: &Authorizer, rejection: Rejection, head: &Parts) -> Self {
+        let kind = rejection.kind();
+        let decision = rejection.decision().cloned();
+        RenderedRejection(Box::new(Rendered {
+            kind,
+            decision,
+            response: authorizer.render(rejection, head),
+        }))
+    }
+
+    /// Why.
+    pub fn kind(&self) -> RejectionKind {
+        self.0.kind
+    }
+
+    /// The status of the response.
+    pub fn status(&self) -> http::StatusCode {
+        self.0.response.status()
+    }
+
+    /// The decision, when the PDP was asked.
+    pub fn decision(&self) -> Option<&Decision> {
+        self.0.decision.as_ref()
+    }
+
+    /// The response.
+    pub fn response(&self) -> &http::Response<Bytes> {
+        &self.0.response
+    }
+
+    /// The response, for the framework to send.
+    pub fn into_response(self) -> http::Response<Bytes> {
+        self.0.response
+    }
+}
+
+impl fmt::Debug for RenderedRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedRejection")
+            .field("kind", &self.0.kind)
+            .field("status", &self.status())
+            .field("decision", &self.0.decision)
+            .finish()
+    }
+}
+
+impl fmt::Display for RenderedRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request rejected by Cerbos: {:?}", self.0.kind)
+    }
+}
+
+impl std::error::Error for RenderedRejection {}
+
+/// What `#[authorize(...)]` declares about a handler: the resource kind,
+/// the actions that must all be allowed, the extra actions for the
+/// [`PermissionMap`], and the path parameter with the id (`None`: `id`, or
+/// the only parameter).
+#[derive(Clone, Copy, Debug)]
+pub struct Declaration {
+    /// The resource kind.
+    pub kind: &'static str,
+    /// The actions that must all be allowed.
+    pub actions: &'static [&'static str],
+    /// The extra actions asked for the [`PermissionMap`].
+    pub permissions: &'static [&'static str],
+    /// The path parameter that holds the resource id.
+    pub id_param: Option<&'static str>,
+}
+
+/// The actions a request needs.
+#[derive(Clone, Copy, Debug)]
+pub enum Required<'a> {
+    /// A guard's actions, for the request's method.
+    Route(&'a ActionSet),
+    /// What `#[authorize(...)]` declares.
+    Declared(&'a Declaration),
+}
+
+/// What an allowed request carries into the handler: the request
+/// extensions an adapter inserts.
+#[derive(Debug)]
+pub struct Allowed {
+    decision: Decision,
+    principal: Principal,
+    resource: Resource,
+}
+
+impl Allowed {
+    /// The values for the request extensions, in the order the layer
+    /// inserts them: the permission map, the decision, the principal and
+    /// the resource.
+    pub fn into_extensions(self) -> (PermissionMap, Decision, Principal, Resource) {
+        (
+            self.decision.permissions(),
+            self.decision,
+            self.principal,
+            self.resource,
+        )
+    }
+}
+
+/// The check of a guard or of `#[authorize]`, as the layer makes it:
+/// resolves the principal from `head` with the resolver configured on
+/// `Cerbos`, then awaits `resource` (which the adapter resolves from its
+/// request), then asks the PDP about every `required` action in one call.
+/// Every failure is rendered for `head`: 401 for no principal, the
+/// resolver's status, 403 for a denial, and so on.
+pub async fn authorize_request(
+    authorizer: &Authorizer,
+    head: &Parts,
+    resource: impl Future<Output = Result<Resource, ResolveError>>,
+    required: Required<'_>,
+) -> Result<Allowed, RenderedRejection> {
+    let reject = |rejection: Rejection| RenderedRejection::new(authorizer, rejection, head);
+    let subject = authorizer.subject(head).await.map_err(reject)?;
+    let resource = resource.await.map_err(|err| reject(err.into()))?;
+    let decision = match required {
+        Required::Route(actions) => {
+            authorizer
+                .authorize_actions(&subject, resource.clone(), &head.method, actions)
+                .await
+        }
+        Required::Declared(declared) => {
+            authorizer
+                .authorize(
+                    &subject,
+                    resource.clone(),
+                    declared.actions.iter().copied(),
+                    declared.permissions.iter().copied(),
+                )
+                .await
+        }
+    };
+    let decision = decision.map_err(reject)?;
+    Ok(Allowed {
+        decision,
+        principal: subject.principal().clone(),
+        resource,
+    })
+}
+
+/// The in-handler checks of a request (what an adapter's `Authz` extractor
+/// holds): the resolved principal, and the request head a later rejection
+/// needs ([`AuthorizerExt::rejection_head`]).
+#[derive(Clone)]
+pub struct HandlerChecks {
+    authorizer: Authorizer,
+    subject: Subject,
+    head: Arc<Parts>,
+}
+
+impl fmt::Debug for HandlerChecks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerChecks")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HandlerChecks {
+    /// Resolves the principal of the request whose head is `head`; a
+    /// request without one is rejected (401 and the like).
+    pub async fn resolve(authorizer: Authorizer, head: &Parts) -> Result<Self, RenderedRejection> {
+        let subject = authorizer
+            .subject(head)
+            .await
+            .map_err(|rejection| RenderedRejection::new(&authorizer, rejection, head))?;
+        let head = Arc::new(authorizer.rejection_head(head));
+        Ok(HandlerChecks {
+            authorizer,
+            subject,
+            head,
+        })
+    }
+
+    /// The principal of the request.
+    pub fn subject(&self) -> &Subject {
+        &self.subject
+    }
+
+    /// [`Authorizer::check`] for the request's principal.
+    pub async fn check<A: Into<String>>(
+        &self,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Decision {
+        self.authorizer
+            .check(&self.subject, resource, actions)
+            .await
+    }
+
+    /// [`Authorizer::require`] for the request's principal, its rejection
+    /// rendered as the layer would.
+    pub async fn require<A: Into<String>>(
+        &self,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Decision, RenderedRejection> {
+        self.authorizer
+            .require(&self.subject, resource, actions)
+            .await
+            .map_err(|rejection| RenderedRejection::new(&self.authorizer, rejection, &self.head))
     }
 }

@@ -14,9 +14,10 @@ use actix_web::{
     test, web,
 };
 use cerbos_actix::{
-    Authorization, Authz, BearerJwt, Cerbos, CerbosRejection, Client, Decision, PathResource,
+    Authz, BearerJwt, Cerbos, CerbosExt, CerbosRejection, Client, Decision, PathResource,
     PermissionMap, Principal, Reason, ResolveError, Resource, authorize,
 };
+use cerbos_tower::layer::{Pdp, PrincipalResolver};
 use common::contacts::*;
 
 /// The contact's row from the app data.
@@ -77,35 +78,34 @@ async fn optional(permissions: Option<PermissionMap>) -> String {
     permissions.is_some().to_string()
 }
 
-fn authorization(
+fn cerbos(
     endpoint: &str,
     configure: impl FnOnce(
         cerbos_tower::layer::CerbosBuilder<Client>,
     ) -> cerbos_tower::layer::CerbosBuilder<Client>,
-) -> Authorization {
+) -> Cerbos<Client, impl PrincipalResolver> {
     let client = common::live_client(endpoint).build().unwrap();
-    let cerbos = configure(Cerbos::builder(client))
+    configure(Cerbos::builder(client))
         .principal(principal_from_header)
         .build()
-        .unwrap();
-    Authorization::new(&cerbos)
+        .unwrap()
 }
 
 macro_rules! app {
-    ($authorization:expr, $db:expr) => {{
-        let authorization: Authorization = $authorization;
+    ($cerbos:expr, $db:expr) => {{
+        let cerbos = $cerbos;
         let read = cerbos_actix::Actions::require(["read"]).with_permissions(["update", "delete"]);
         test::init_service(
             App::new()
                 .app_data(web::Data::new($db))
-                .app_data(authorization.clone())
+                .app_data(cerbos.authorizer())
                 // Resource::wrap: actix has matched the route, so the id
                 // comes from match_info.
                 .service(
                     web::resource("/contacts/{id}")
                         .wrap(
-                            authorization
-                                .guard(contacts_resource(), read.clone())
+                            cerbos
+                                .guard_with(contacts_resource(), read.clone())
                                 .unwrap(),
                         )
                         .route(web::get().to(extracted)),
@@ -114,10 +114,10 @@ macro_rules! app {
                 // guards check, and valid requests pass both.
                 .service(
                     web::scope("/api")
-                        .wrap(authorization.guard(versioned(), ["read"]).unwrap())
+                        .wrap(cerbos.guard_with(versioned(), ["read"]).unwrap())
                         .service(
                             web::scope("/v1")
-                                .wrap(authorization.guard(versioned(), read.clone()).unwrap())
+                                .wrap(cerbos.guard_with(versioned(), read.clone()).unwrap())
                                 .route("/contacts/{id}", web::get().to(extracted)),
                         ),
                 )
@@ -158,7 +158,7 @@ async fn call<B: actix_web::body::MessageBody>(
 async fn middleware_extractors_attribute_and_in_handler_checks() {
     let db = contacts(10, 3);
     let app = app!(
-        authorization(&common::contact_pdp().grpc_endpoint(), |b| b),
+        cerbos(&common::contact_pdp().grpc_endpoint(), |b| b),
         db.clone()
     );
     for user in &USERS {
@@ -210,7 +210,7 @@ async fn middleware_extractors_attribute_and_in_handler_checks() {
 #[actix_web::test]
 async fn statuses_and_missing_middleware() {
     let app = app!(
-        authorization(&common::contact_pdp().grpc_endpoint(), |b| b),
+        cerbos(&common::contact_pdp().grpc_endpoint(), |b| b),
         contacts(10, 3)
     );
     for path in [
@@ -249,13 +249,13 @@ async fn statuses_and_missing_middleware() {
 #[actix_web::test]
 async fn app_level_middleware_uses_the_template() {
     let db = contacts(10, 3);
-    let authorization = authorization(&common::contact_pdp().grpc_endpoint(), |b| b);
+    let cerbos = cerbos(&common::contact_pdp().grpc_endpoint(), |b| b);
     let app = test::init_service(
         App::new()
             .app_data(web::Data::new(db.clone()))
             .wrap(
-                authorization
-                    .guard(
+                cerbos
+                    .guard_with(
                         contacts_resource().template("/contacts/{id}").unwrap(),
                         ["read"],
                     )
@@ -279,7 +279,7 @@ async fn app_level_middleware_uses_the_template() {
 #[actix_web::test]
 async fn pdp_down_then_back_with_custom_rejections() {
     let mut pdp = cerbos_testkit::Pdp::start(common::contact_policy_dir()).unwrap();
-    let authorization = authorization(&pdp.grpc_endpoint(), |b| {
+    let cerbos = cerbos(&pdp.grpc_endpoint(), |b| {
         b.unreachable_status(http::StatusCode::SERVICE_UNAVAILABLE)
             .on_rejection(
                 |rejection: cerbos_actix::Rejection, _: &http::request::Parts| {
@@ -294,7 +294,7 @@ async fn pdp_down_then_back_with_custom_rejections() {
                 },
             )
     });
-    let app = app!(authorization, contacts(10, 3));
+    let app = app!(cerbos, contacts(10, 3));
     let entry_points = [
         ("GET", "/contacts/1", ""),
         ("GET", "/api/v1/contacts/1", ""),
@@ -340,7 +340,7 @@ async fn pdp_down_then_back_with_custom_rejections() {
 }
 
 #[actix_web::test]
-async fn authz_without_authorization_in_app_data_is_a_500() {
+async fn authz_without_authorizer_in_app_data_is_a_500() {
     let app = test::init_service(App::new().route(
         "/archive",
         web::post().to(|authz: Authz| async move {
@@ -352,13 +352,13 @@ async fn authz_without_authorization_in_app_data_is_a_500() {
     let (status, body) = call(&app, "POST", "/archive", "alice", "").await;
     assert_eq!(status, 500);
     assert!(
-        body.contains("App::app_data(authorization.clone())"),
+        body.contains("App::app_data(cerbos.authorizer())"),
         "{body}"
     );
     let _ = Reason::Allowed;
 }
 
-/// A real `HttpServer` with two workers sharing one `Authorization` (one
+/// A real `HttpServer` with two workers sharing one `Authorizer` (one
 /// PDP client): concurrent requests over TCP get the policy's decisions,
 /// and every check goes through the shared client.
 #[actix_web::test]
@@ -376,18 +376,17 @@ async fn multi_worker_server_shares_one_client() {
         counter.fetch_add(1, Ordering::SeqCst);
         cerbos_tower::layer::Pdp::check(&client, request)
     };
-    let authorization = Authorization::new(
-        &Cerbos::builder(pdp)
-            .principal(principal_from_header)
-            .build()
-            .unwrap(),
-    );
+    let authorizer = Cerbos::builder(pdp)
+        .principal(principal_from_header)
+        .build()
+        .unwrap()
+        .authorizer();
     let db = contacts(10, 3);
     let server_db = db.clone();
     let server = actix_web::HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(server_db.clone()))
-            .app_data(authorization.clone())
+            .app_data(authorizer.clone())
             .route("/attr/contacts/{id}", web::get().to(show))
     })
     .workers(2)
@@ -451,12 +450,15 @@ async fn read_in_handler(
 
 /// The three entry points on one app: the guard, `#[authorize]` and an
 /// in-handler `Authz` check, each reading contacts.
-fn entry_points(authorization: Authorization, db: Db) -> impl FnOnce(&mut web::ServiceConfig) {
+fn entry_points(
+    cerbos: Cerbos<impl Pdp, impl PrincipalResolver>,
+    db: Db,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
-        let guard = authorization.guard(contacts_resource(), ["read"]).unwrap();
+        let guard = cerbos.guard_with(contacts_resource(), ["read"]).unwrap();
         config
             .app_data(web::Data::new(db))
-            .app_data(authorization)
+            .app_data(cerbos.authorizer())
             .service(
                 web::resource("/guard/contacts/{id}")
                     .wrap(guard)
@@ -518,7 +520,7 @@ async fn assert_every_entry_point_knows_the_principal<B: actix_web::body::Messag
 
 /// The issue-10 case: a closure resolver given to `Cerbos::builder` (over
 /// `http::request::Parts`) is the one the guard, `#[authorize]` and `Authz`
-/// use; `Authorization::new` drops nothing.
+/// use; `cerbos.authorizer()` and the guards drop nothing.
 #[actix_web::test]
 async fn principal_resolver_configured_once_reaches_every_entry_point() {
     let client = common::live_client(common::contact_pdp().grpc_endpoint())
@@ -531,10 +533,7 @@ async fn principal_resolver_configured_once_reaches_every_entry_point() {
         .build()
         .unwrap();
     let db = contacts(10, 5);
-    let app = test::init_service(
-        App::new().configure(entry_points(Authorization::new(&cerbos), db.clone())),
-    )
-    .await;
+    let app = test::init_service(App::new().configure(entry_points(cerbos, db.clone()))).await;
     assert_every_entry_point_knows_the_principal(&app, &db).await;
 }
 
@@ -545,7 +544,7 @@ async fn principal_from_the_authentication_middleware_by_default() {
     let client = common::live_client(common::contact_pdp().grpc_endpoint())
         .build()
         .unwrap();
-    let authorization = Authorization::new(&Cerbos::builder(client).build().unwrap());
+    let cerbos = Cerbos::builder(client).build().unwrap();
     let db = contacts(10, 7);
     let app = test::init_service(
         App::new()
@@ -563,7 +562,7 @@ async fn principal_from_the_authentication_middleware_by_default() {
                 }
                 service.call(req)
             })
-            .configure(entry_points(authorization, db.clone())),
+            .configure(entry_points(cerbos, db.clone())),
     )
     .await;
     assert_every_entry_point_knows_the_principal(&app, &db).await;
@@ -595,13 +594,11 @@ async fn bearer_jwt_configured_once_reaches_every_entry_point() {
         .principal(BearerJwt::new(principal_from_header).key_set_id("local"))
         .build()
         .unwrap();
-    let authorization = Authorization::new(&cerbos);
-    let guard = authorization
-        .guard(PathResource::new("expense"), ["approve"])
-        .unwrap();
+    // The guard by kind: the id is the route's only parameter.
+    let guard = cerbos.guard("expense", ["approve"]).unwrap();
     let app = test::init_service(
         App::new()
-            .app_data(authorization)
+            .app_data(cerbos.authorizer())
             .service(
                 web::resource("/guard/expenses/{id}")
                     .wrap(guard)

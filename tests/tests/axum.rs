@@ -106,7 +106,7 @@ fn app(
         .route("/contacts/{id}", get(extracted))
         .route_layer(
             cerbos
-                .layer(
+                .guard_with(
                     loaded,
                     Actions::require(["read"]).with_permissions(["update", "delete"]),
                 )

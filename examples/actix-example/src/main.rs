@@ -18,8 +18,8 @@ use actix_web::{
     test, web,
 };
 use cerbos_actix::{
-    Authorization, Authz, Cerbos, CerbosRejection, Client, PathResource, PermissionMap, Principal,
-    ResolveError, Resource, authorize,
+    Authz, Cerbos, CerbosExt, CerbosRejection, Client, PermissionMap, Principal, ResolveError,
+    Resource, authorize,
 };
 
 /// A contact row: name, owner id, active, opted in to marketing.
@@ -122,9 +122,9 @@ fn contacts() -> Contacts {
     .collect()
 }
 
-/// The app, for each worker: one `Authorization` (one PDP client) shared.
+/// The app, for each worker: one `Cerbos` (one PDP client) shared.
 fn app(
-    authorization: Authorization,
+    cerbos: Cerbos<Client>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         ServiceRequest,
@@ -135,16 +135,16 @@ fn app(
     >,
 > {
     App::new()
-        .app_data(authorization.clone())
+        .app_data(cerbos.authorizer())
         .app_data(web::Data::new(contacts()))
         .route("/contacts/{id}", web::get().to(show_contact))
         .route("/contacts/delete", web::post().to(bulk_delete))
         .service(
             web::resource("/contacts/new/{id}")
                 .wrap(
-                    authorization
-                        .guard(PathResource::new("contact"), ["create"])
-                        .expect("valid actions"),
+                    cerbos
+                        .guard("contact", ["create"])
+                        .expect("valid kind and actions"),
                 )
                 .route(web::post().to(new_contact)),
         )
@@ -160,22 +160,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `Principal` that `authenticate` put into the request extensions. One
     // given to `Cerbos::builder(..).principal(..)` (a closure over the
     // request head, or `BearerJwt`) would serve every check the same way.
-    let authorization =
-        Authorization::new(&Cerbos::builder(Client::builder(&endpoint).build()?).build()?);
+    let cerbos = Cerbos::builder(Client::builder(&endpoint).build()?).build()?;
     for (id, (name, owner, ..)) in contacts() {
         println!("contact {id}: {name} (owner {owner})");
     }
 
     if let Ok(addr) = std::env::var("LISTEN_ADDR") {
         println!("listening on http://{addr} (PDP at {endpoint})");
-        HttpServer::new(move || app(authorization.clone()))
+        HttpServer::new(move || app(cerbos.clone()))
             .bind(&addr)?
             .run()
             .await?;
         return Ok(());
     }
     println!("\nPDP at {endpoint}; sending requests through the app:\n");
-    let service = test::init_service(app(authorization)).await;
+    let service = test::init_service(app(cerbos)).await;
     for (user, method, path, body) in [
         ("john", "GET", "/contacts/1", ""),
         ("geri", "GET", "/contacts/1", ""),

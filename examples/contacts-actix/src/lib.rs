@@ -20,22 +20,23 @@ use actix_web::{
     web,
 };
 use cerbos_actix::{
-    Authorization, Authz, CerbosRejection, Client, PermissionMap, Principal, ResolveError,
-    Resource, authorize, cerbos_tower::PlanResources,
+    Authorizer, Authz, CerbosRejection, Client, PermissionMap, Principal, ResolveError, Resource,
+    authorize, cerbos_tower::PlanResources,
 };
 use contacts_shared::{Db, NewContact};
 use serde_json::json;
 
 /// Registers the routes, the app data and authentication on `config`;
-/// `authorization` and `client` are shared by all workers.
+/// `authorizer` (`cerbos.authorizer()`) and `client` are shared by all
+/// workers.
 pub fn configure(
-    authorization: Authorization,
+    authorizer: Authorizer,
     client: Client,
     db: Db,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
-            .app_data(authorization)
+            .app_data(authorizer)
             .app_data(web::Data::new(client))
             .app_data(web::Data::new(db))
             .service(

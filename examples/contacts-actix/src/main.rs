@@ -3,7 +3,7 @@
 //! or a new one with `examples/policies`.
 
 use actix_web::{App, HttpServer};
-use cerbos_actix::{Authorization, Cerbos, Client};
+use cerbos_actix::{Cerbos, Client};
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -11,14 +11,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_pdp, endpoint) = contacts_shared::pdp()?;
     // One client, one database, shared by every worker.
     let client = Client::builder(&endpoint).build()?;
-    let authorization = Authorization::new(&Cerbos::builder(client.clone()).build()?);
+    let authorizer = Cerbos::builder(client.clone()).build()?.authorizer();
     let db = contacts_shared::Db::seeded()?;
     let addr = contacts_shared::listen_addr();
     println!("contacts-actix on http://{addr} (Cerbos PDP at {endpoint})");
     println!("try: curl -u john: http://{addr}/contacts");
     HttpServer::new(move || {
         App::new().configure(contacts_actix::configure(
-            authorization.clone(),
+            authorizer.clone(),
             client.clone(),
             db.clone(),
         ))

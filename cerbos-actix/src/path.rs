@@ -1,7 +1,7 @@
-//! The resource resolvers, which read actix-web's `HttpRequest`. The
-//! principal is the core's business: the resolver configured on
-//! [`Cerbos`](cerbos_tower::layer::Cerbos) reads the request head that
-//! `Authorization` builds from the `HttpRequest`.
+//! [`PathResource`]: the resource id from the route's path parameter; and
+//! [`ResourceResolver`], how a guard finds the resource of an actix
+//! request. (The principal is the core's business: the resolver configured
+//! on [`Cerbos`](cerbos_tower::layer::Cerbos) reads the request's head.)
 
 use std::{future::Future, rc::Rc, sync::Arc};
 
@@ -13,7 +13,8 @@ use cerbos_tower::{
 };
 use futures_util::future::LocalBoxFuture;
 
-/// Finds the resource of a request.
+/// Finds the resource of a request, for a guard
+/// ([`CerbosExt::guard_with`](crate::CerbosExt::guard_with)).
 ///
 /// Implemented by [`PathResource`] and by `Fn(&HttpRequest) -> impl
 /// Future<Output = Result<Resource, ResolveError>>` closures.

@@ -1,0 +1,88 @@
+//! [`Authz`]: checks made in a handler.
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
+use cerbos_tower::{
+    Resource,
+    adapter::HandlerChecks,
+    layer::{Decision, Subject},
+};
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    CerbosRejection,
+    request::{app_authorizer, head},
+};
+
+/// Checks made in a handler, for decisions that need data only the handler
+/// has: the principal is resolved when the extractor runs (401 and the
+/// like reject the request before the handler); each
+/// [`check`](Self::check) or [`require`](Self::require) is one
+/// `CheckResources` call with all its actions.
+///
+/// Needs the [`Authorizer`](crate::Authorizer) in the app data
+/// (`App::app_data(cerbos.authorizer())`).
+///
+/// ```
+/// use actix_web::{App, web};
+/// use cerbos_actix::{Authz, CerbosRejection, Resource};
+///
+/// async fn transfer(authz: Authz, body: String) -> Result<String, CerbosRejection> {
+///     // The resource exists only in the request body.
+///     let account = Resource::new("account", body.trim()).with_attr("currency", "EUR");
+///     let decision = authz.require(account, ["withdraw"]).await?;
+///     Ok(format!("ok ({})", decision.cerbos_call_id()))
+/// }
+///
+/// # fn app(authorizer: cerbos_actix::Authorizer) {
+/// App::new().app_data(authorizer).route("/transfer", web::post().to(transfer));
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Authz(HandlerChecks);
+
+impl FromRequest for Authz {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let authorizer = app_authorizer(&req)?;
+            let head = head(&authorizer, &req)?;
+            let checks = HandlerChecks::resolve(authorizer, &head)
+                .await
+                .map_err(CerbosRejection::from)?;
+            Ok(Authz(checks))
+        })
+    }
+}
+
+impl Authz {
+    /// The principal of the request.
+    pub fn subject(&self) -> &Subject {
+        self.0.subject()
+    }
+
+    /// Checks `actions` on `resource` in one PDP call; the decision is
+    /// allowed only if every action is, and its
+    /// [`permissions`](Decision::permissions) tell them apart. Fail-closed:
+    /// a PDP that cannot be asked gives an unreachable (not allowed)
+    /// decision.
+    pub async fn check<A: Into<String>>(
+        &self,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Decision {
+        self.0.check(resource, actions).await
+    }
+
+    /// Like [`check`](Self::check), but a request that may not do all of
+    /// `actions` is the rejection the guard would have made.
+    pub async fn require<A: Into<String>>(
+        &self,
+        resource: Resource,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Decision, CerbosRejection> {
+        Ok(self.0.require(resource, actions).await?)
+    }
+}
