@@ -1,24 +1,29 @@
 //! The Cerbos gRPC client.
 
-use std::{future::Future, sync::Arc, time::Duration};
+mod codec;
+
+use std::{sync::Arc, time::Duration};
 
 use cerbos_proto::{
-    cerbos::{request::v1 as request, svc::v1::cerbos_service_client::CerbosServiceClient},
+    cerbos::{request::v1 as request, response::v1 as response},
     grpc::health::v1::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     },
 };
 use futures_util::future::try_join_all;
+use prost::bytes::Bytes;
 use tokio::time::Instant;
 use tonic::{
-    metadata::{AsciiMetadataKey, AsciiMetadataValue},
+    client::Grpc,
+    codegen::http::uri::PathAndQuery,
+    metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap},
     transport::{Channel, Endpoint},
 };
 
 use crate::{
     CheckResources, CheckResourcesResponse, Error, PlanResources, PlanResourcesResponse, Result,
-    check::{self, Limits},
-    new_request_id, plan,
+    check::{self, Batch, Limits},
+    plan,
 };
 
 /// The gRPC service name the PDP reports health for.
@@ -47,19 +52,29 @@ const HEALTH_SERVICE: &str = "cerbos.svc.v1.CerbosService";
 /// ```
 #[derive(Clone, Debug)]
 pub struct Client {
-    grpc: CerbosServiceClient<Channel>,
+    grpc: Grpc<Channel>,
     health: HealthClient<Channel>,
     config: Arc<CallConfig>,
 }
 
-/// Per-call settings shared by all clones of a client.
+/// Per-call settings shared by all clones of a client, prepared once.
 #[derive(Debug)]
 struct CallConfig {
     timeout: Duration,
     retry: RetryPolicy,
+    /// The custom headers, sent with every attempt.
     headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    /// The `grpc-timeout` of a first attempt: the whole call's timeout,
+    /// formatted once (the same value on every call, so HTTP/2 header
+    /// compression sends it as an index).
+    grpc_timeout: AsciiMetadataValue,
     limits: Limits,
 }
+
+/// The methods' paths (what tonic's generated stubs send).
+const CHECK_RESOURCES: &str = "/cerbos.svc.v1.CerbosService/CheckResources";
+const PLAN_RESOURCES: &str = "/cerbos.svc.v1.CerbosService/PlanResources";
+const SERVER_INFO: &str = "/cerbos.svc.v1.CerbosService/ServerInfo";
 
 /// How calls are retried when the PDP is unavailable.
 ///
@@ -100,6 +115,7 @@ impl RetryPolicy {
 /// TLS settings for `https://` endpoints.
 #[cfg(feature = "tls")]
 #[derive(Clone, Debug, Default)]
+#[must_use]
 pub struct TlsConfig {
     ca_pem: Vec<Vec<u8>>,
     domain_name: Option<String>,
@@ -151,6 +167,7 @@ impl TlsConfig {
 
 /// Builds a [`Client`]. See [`Client::builder`].
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct ClientBuilder {
     endpoints: Vec<String>,
     #[cfg(feature = "tls")]
@@ -241,9 +258,10 @@ impl ClientBuilder {
     pub async fn connect(self) -> Result<Client> {
         let (endpoints, config) = self.prepare()?;
         let channel = match <[Endpoint; 1]>::try_from(endpoints) {
-            Ok([endpoint]) => endpoint.connect().await.map_err(|e| Error::Unavailable {
-                message: error_chain(&e),
-            })?,
+            Ok([endpoint]) => endpoint
+                .connect()
+                .await
+                .map_err(|e| Error::unavailable(error_chain(&e), e))?,
             Err(endpoints) => Channel::balance_list(endpoints.into_iter()),
         };
         Ok(Client::from_parts(channel, config))
@@ -285,6 +303,7 @@ impl ClientBuilder {
             timeout: self.timeout,
             retry: self.retry,
             headers,
+            grpc_timeout: grpc_timeout(self.timeout),
             limits: self.limits,
         };
         Ok((endpoints, config))
@@ -342,6 +361,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Whether the PDP is serving, from the gRPC health service.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HealthStatus {
     /// The PDP is serving.
     Serving,
@@ -355,6 +375,7 @@ pub enum HealthStatus {
 
 /// The PDP's version information.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerInfo {
     /// The version, such as `0.55.0`.
     pub version: String,
@@ -384,24 +405,9 @@ impl Client {
         }
     }
 
-    /// A client over a channel the caller built, with default call settings
-    /// (2 s timeout, default retries, limits of 50).
-    pub fn from_channel(channel: Channel) -> Self {
-        let builder = Client::builder("http://unused");
-        Client::from_parts(
-            channel,
-            CallConfig {
-                timeout: builder.timeout,
-                retry: builder.retry,
-                headers: Vec::new(),
-                limits: builder.limits,
-            },
-        )
-    }
-
     fn from_parts(channel: Channel, config: CallConfig) -> Self {
         Client {
-            grpc: CerbosServiceClient::new(channel.clone()),
+            grpc: Grpc::new(channel.clone()),
             health: HealthClient::new(channel),
             config: Arc::new(config),
         }
@@ -418,18 +424,30 @@ impl Client {
         mut request: CheckResources,
     ) -> Result<CheckResourcesResponse> {
         request.validate()?;
-        let request_id = request.take_request_id().unwrap_or_else(new_request_id);
+        let request_id = match request.take_request_id() {
+            Some(id) => id,
+            None => request_id::next(),
+        };
         let (batches, expected) = request.into_wire(&request_id, self.config.limits);
-        let answers = try_join_all(batches.into_iter().map(|batch| async move {
-            let answer = self
-                .unary(batch.request, |mut grpc, req| async move {
-                    grpc.check_resources(req).await
-                })
-                .await?;
-            Ok::<_, Error>((batch.pieces, answer))
-        }))
-        .await?;
+        let answers = match <[Batch; 1]>::try_from(batches) {
+            // The common case, one call: no join.
+            Ok([batch]) => vec![(batch.pieces, self.check_batch(&batch.request).await?)],
+            Err(batches) => {
+                try_join_all(batches.into_iter().map(|batch| async move {
+                    let answer = self.check_batch(&batch.request).await?;
+                    Ok::<_, Error>((batch.pieces, answer))
+                }))
+                .await?
+            }
+        };
         check::reassemble(&expected, answers)
+    }
+
+    async fn check_batch(
+        &self,
+        request: &request::CheckResourcesRequest,
+    ) -> Result<response::CheckResourcesResponse> {
+        self.unary(CHECK_RESOURCES, codec::encode(request)).await
     }
 
     /// Asks for a query plan: which resources of a kind the principal may
@@ -438,22 +456,19 @@ impl Client {
         &self,
         mut request: PlanResources,
     ) -> Result<PlanResourcesResponse> {
-        let request_id = request.take_request_id().unwrap_or_else(new_request_id);
+        let request_id = match request.take_request_id() {
+            Some(id) => id,
+            None => request_id::next(),
+        };
         let wire = request.into_wire(request_id)?;
-        let answer = self
-            .unary(wire, |mut grpc, req| async move {
-                grpc.plan_resources(req).await
-            })
-            .await?;
+        let answer = self.unary(PLAN_RESOURCES, codec::encode(&wire)).await?;
         plan::from_wire(answer)
     }
 
     /// The PDP's version.
     pub async fn server_info(&self) -> Result<ServerInfo> {
-        let answer = self
-            .unary(request::ServerInfoRequest {}, |mut grpc, req| async move {
-                grpc.server_info(req).await
-            })
+        let answer: response::ServerInfoResponse = self
+            .unary(SERVER_INFO, codec::encode(&request::ServerInfoRequest {}))
             .await?;
         Ok(ServerInfo {
             version: answer.version,
@@ -483,59 +498,163 @@ impl Client {
         })
     }
 
-    /// Runs one unary call with the deadline, metadata and retries.
-    async fn unary<Req, Resp, F, Fut>(&self, message: Req, send: F) -> Result<Resp>
+    /// Runs one unary call of the method at `path`, with the deadline,
+    /// metadata and retries: one deadline for the whole call, retries
+    /// included; every attempt sends the same encoded `body`.
+    async fn unary<Resp>(&self, path: &'static str, body: Bytes) -> Result<Resp>
     where
-        Req: Clone,
-        F: Fn(CerbosServiceClient<Channel>, tonic::Request<Req>) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+        Resp: prost::Message + Default + Send + Sync + 'static,
     {
         let config = &*self.config;
         let deadline = Instant::now() + config.timeout;
-        let mut message = Some(message);
-        let mut backoff = config.retry.initial_backoff;
-        let mut attempt = 0;
-        loop {
-            let last = attempt >= config.retry.max_retries;
-            let body = if last {
-                message.take()
-            } else {
-                message.clone()
-            };
-            let Some(body) = body else {
-                return Err(Error::Timeout(config.timeout));
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(Error::Timeout(config.timeout));
+        let attempts = async {
+            let mut backoff = config.retry.initial_backoff;
+            let mut attempt = 0;
+            loop {
+                let metadata = if attempt == 0 {
+                    config.metadata(config.grpc_timeout.clone())
+                } else {
+                    // Later attempts tell the PDP the time that is left.
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(Error::Timeout(config.timeout));
+                    }
+                    config.metadata(grpc_timeout(remaining))
+                };
+                let req = tonic::Request::from_parts(metadata, Default::default(), body.clone());
+                let err = match self.send(path, req).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(status) => Error::from_status(status, config.timeout),
+                };
+                let Error::Unavailable { message } = &err else {
+                    return Err(err);
+                };
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if attempt >= config.retry.max_retries || backoff >= remaining {
+                    return Err(err);
+                }
+                tracing::debug!(
+                    attempt,
+                    backoff_ms = backoff.as_millis() as u64,
+                    error = %message,
+                    "Cerbos PDP unavailable, retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.retry.max_backoff);
+                attempt += 1;
             }
-            let mut req = tonic::Request::new(body);
-            req.set_timeout(remaining);
-            let metadata = req.metadata_mut();
-            for (key, value) in &config.headers {
-                metadata.insert(key.clone(), value.clone());
-            }
-            let err = match tokio::time::timeout_at(deadline, send(self.grpc.clone(), req)).await {
-                Err(_) => return Err(Error::Timeout(config.timeout)),
-                Ok(Ok(answer)) => return Ok(answer.into_inner()),
-                Ok(Err(status)) => Error::from_status(status, config.timeout),
-            };
-            let Error::Unavailable { message } = &err else {
-                return Err(err);
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if last || backoff >= remaining {
-                return Err(err);
-            }
-            tracing::debug!(
-                attempt,
-                backoff_ms = backoff.as_millis() as u64,
-                error = %message,
-                "Cerbos PDP unavailable, retrying"
-            );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(config.retry.max_backoff);
-            attempt += 1;
+        };
+        tokio::time::timeout_at(deadline, attempts)
+            .await
+            .unwrap_or(Err(Error::Timeout(config.timeout)))
+    }
+
+    /// One attempt: what tonic's generated stubs do, with pre-encoded bytes.
+    async fn send<Resp>(
+        &self,
+        path: &'static str,
+        req: tonic::Request<Bytes>,
+    ) -> Result<Resp, tonic::Status>
+    where
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = self.grpc.clone();
+        grpc.ready().await.map_err(|e| {
+            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+            let mut status = tonic::Status::unknown(format!("Service was not ready: {e}"));
+            status.set_source(Arc::from(e));
+            status
+        })?;
+        let answer = grpc
+            .unary(
+                req,
+                PathAndQuery::from_static(path),
+                codec::PreEncoded::<Resp>::default(),
+            )
+            .await?;
+        Ok(answer.into_inner())
+    }
+}
+
+impl CallConfig {
+    /// The metadata of one attempt: the custom headers and `grpc-timeout`.
+    fn metadata(&self, grpc_timeout: AsciiMetadataValue) -> MetadataMap {
+        // Room for the headers tonic adds (te, content-type, user-agent…):
+        // no growing on the way out.
+        let mut metadata = MetadataMap::with_capacity(self.headers.len() + 8);
+        for (key, value) in &self.headers {
+            metadata.insert(key.clone(), value.clone());
+        }
+        metadata.insert(AsciiMetadataKey::from_static("grpc-timeout"), grpc_timeout);
+        metadata
+    }
+}
+
+/// The `grpc-timeout` value for `timeout`, as tonic formats it.
+fn grpc_timeout(timeout: Duration) -> AsciiMetadataValue {
+    let mut request = tonic::Request::new(());
+    request.set_timeout(timeout);
+    match request.metadata().get("grpc-timeout") {
+        Some(value) => value.clone(),
+        None => unreachable!("tonic sets grpc-timeout"),
+    }
+}
+
+/// Request ids, as [`crate::new_request_id`] makes them (a random
+/// per-process prefix and a counter, `{prefix:016x}-{n:08x}`), without the
+/// formatting machinery: one per call on the hot path.
+mod request_id {
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    };
+
+    pub(super) fn next() -> String {
+        static PREFIX: OnceLock<[u8; 17]> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = PREFIX.get_or_init(|| {
+            use std::hash::{BuildHasher, RandomState};
+            let random = RandomState::new().hash_one((
+                std::process::id(),
+                std::time::SystemTime::now(),
+                "cerbos-client request ids",
+            ));
+            let mut prefix = [b'-'; 17];
+            hex(random, &mut prefix[..16]);
+            prefix
+        });
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // At least 8 digits, more once the counter needs them.
+        let digits = (16 - n.leading_zeros() as usize / 4).max(8);
+        let mut id = [0u8; 33];
+        id[..17].copy_from_slice(prefix);
+        hex(n, &mut id[17..17 + digits]);
+        String::from_utf8_lossy(&id[..17 + digits]).into_owned()
+    }
+
+    /// Writes `value`'s low `out.len()` hex digits (lowercase) into `out`.
+    fn hex(mut value: u64, out: &mut [u8]) {
+        for byte in out.iter_mut().rev() {
+            *byte = b"0123456789abcdef"[(value & 0xf) as usize];
+            value >>= 4;
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn ids_are_prefix_dash_counter_in_hex() {
+            let a = super::next();
+            let b = super::next();
+            assert_eq!(a.len(), 25, "{a}");
+            assert_eq!(&a[..17], &b[..17]);
+            assert_eq!(a.as_bytes()[16], b'-');
+            let n = u64::from_str_radix(&a[17..], 16).unwrap();
+            assert_eq!(u64::from_str_radix(&b[17..], 16).unwrap(), n + 1);
+            assert!(a.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()));
+            let mut out = [0u8; 10];
+            super::hex(0x1_2345_abcd, &mut out);
+            assert_eq!(&out, b"012345abcd");
         }
     }
 }
