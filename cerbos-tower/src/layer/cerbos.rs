@@ -11,6 +11,22 @@ use super::{
     config::{Route, Shared},
 };
 
+/// The environment variables that name the deployment environment, by
+/// common convention; with any of them set to one of
+/// [`PRODUCTION_VALUES`] (ignoring ASCII case and surrounding spaces), the
+/// environment is production and a bypass is refused.
+pub const PRODUCTION_VARIABLES: &[&str] = &[
+    "ENV",
+    "ENVIRONMENT",
+    "APP_ENV",
+    "RUST_ENV",
+    "NODE_ENV",
+    "DEPLOY_ENV",
+];
+
+/// The values of [`PRODUCTION_VARIABLES`] that mean production.
+pub const PRODUCTION_VALUES: &[&str] = &["production", "prod"];
+
 /// The environment variable that must be `1` for a configured bypass to
 /// take effect.
 pub const ALLOW_BYPASS_ENV: &str = "CERBOS_ALLOW_BYPASS";
@@ -79,10 +95,14 @@ impl<P: Pdp> Cerbos<P> {
             unreachable_status: StatusCode::FORBIDDEN,
             on_rejection: None,
             allow_bypass: false,
-            production: vec![
-                ("ENV".into(), "production".into()),
-                ("APP_ENV".into(), "production".into()),
-            ],
+            production: PRODUCTION_VARIABLES
+                .iter()
+                .flat_map(|variable| {
+                    PRODUCTION_VALUES
+                        .iter()
+                        .map(|value| ((*variable).to_owned(), (*value).to_owned()))
+                })
+                .collect(),
         }
     }
 }
@@ -130,8 +150,10 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
     }
 
     /// Adds an environment variable and value that mean "this is
-    /// production", where a bypass is refused. `ENV=production` and
-    /// `APP_ENV=production` always count (values compare ignoring ASCII
+    /// production", where a bypass is refused. Every one of
+    /// [`PRODUCTION_VARIABLES`] set to `production` or `prod` always counts
+    /// (`ENV=prod`, `RUST_ENV=production`, `NODE_ENV=production`, …; values
+    /// compare ignoring ASCII
     /// case).
     pub fn production_when(
         mut self,

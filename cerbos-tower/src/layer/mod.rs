@@ -141,7 +141,9 @@ mod service;
 pub use actions::{ActionSet, Actions};
 pub use authorizer::{Authorizer, Subject};
 pub use body::ResponseBody;
-pub use cerbos::{ALLOW_BYPASS_ENV, Cerbos, CerbosBuilder};
+pub use cerbos::{
+    ALLOW_BYPASS_ENV, Cerbos, CerbosBuilder, PRODUCTION_VALUES, PRODUCTION_VARIABLES,
+};
 pub use cerbos_layer::CerbosLayer;
 pub use config::ConfigError;
 pub use decision::{Decision, PermissionMap, Reason};

@@ -732,18 +732,33 @@ fn bypass_needs_the_variable_and_is_refused_in_production() {
     for production in [
         &[("CERBOS_ALLOW_BYPASS", "1"), ("ENV", "production")][..],
         &[("CERBOS_ALLOW_BYPASS", "1"), ("APP_ENV", "Production")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("ENV", "prod")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("RUST_ENV", "production")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("NODE_ENV", " PRODUCTION ")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("ENVIRONMENT", "prod")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("DEPLOY_ENV", "Prod")][..],
         &[("ENV", "production")][..],
     ] {
         let pairs: &'static [(&str, &str)] = production;
         let err = builder().build_with_env(env(pairs)).unwrap_err();
         assert!(err.to_string().contains("refused in production"), "{err}");
     }
-    let custom = builder().production_when("RUST_ENV", "prod");
+    let custom = builder().production_when("STAGE", "live");
     assert!(
         custom
-            .build_with_env(env(&[("CERBOS_ALLOW_BYPASS", "1"), ("RUST_ENV", "prod")]))
+            .build_with_env(env(&[("CERBOS_ALLOW_BYPASS", "1"), ("STAGE", "live")]))
             .is_err()
     );
+    // Other environments allow the bypass.
+    for other in [
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("ENV", "development")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("NODE_ENV", "test")][..],
+        &[("CERBOS_ALLOW_BYPASS", "1"), ("RUST_ENV", "productive")][..],
+    ] {
+        let pairs: &'static [(&str, &str)] = other;
+        let cerbos = builder().build_with_env(env(pairs));
+        assert!(cerbos.unwrap().is_bypassed(), "{pairs:?}");
+    }
 }
 
 #[tokio::test]
