@@ -1,3 +1,4 @@
+PRAGMA foreign_keys = ON;
 -- The contact directory of the Cerbos tutorial, shared by contacts-axum and
 -- contacts-actix (policies in examples/policies).
 CREATE TABLE user (
@@ -13,7 +14,9 @@ CREATE TABLE company (
     name TEXT NOT NULL
 );
 CREATE TABLE contact (
-    id INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: a deleted contact's id is never given to a new one, so a
+    -- decision about the old row can never apply to someone else's.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     first_name TEXT NOT NULL,
     last_name TEXT NOT NULL,
     owner_id TEXT NOT NULL REFERENCES user(id),

@@ -290,6 +290,143 @@ impl Db {
             .execute("DELETE FROM contact WHERE id = ?1", [id])
             .map(drop)
     }
+
+    /// Inserts a contact whose owner and company exist; returns it with
+    /// its id (never an id used before: the table is `AUTOINCREMENT`).
+    pub fn insert_checked(&self, new: &NewContact) -> rusqlite::Result<Write<Contact>> {
+        let conn = self.conn();
+        if let Some(why) = missing_reference(&conn, new)? {
+            return Ok(Write::Invalid(why));
+        }
+        conn.execute(
+            "INSERT INTO contact (first_name, last_name, owner_id, company_id, is_active, marketing_opt_in)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![new.first_name, new.last_name, new.owner_id, new.company_id, new.is_active, new.marketing_opt_in],
+        )?;
+        Ok(Write::Done(new.with_id(conn.last_insert_rowid())))
+    }
+
+    /// Replaces the fields of the contact that was authorized as `checked`
+    /// (the resource the check saw, with the stored row as attributes), only
+    /// if the stored row still has every checked attribute: a row changed
+    /// or deleted since the check is a [`Write::Conflict`], never a write
+    /// on a decision about another row.
+    pub fn update_checked(
+        &self,
+        checked: &Resource,
+        new: &NewContact,
+    ) -> rusqlite::Result<Write<Contact>> {
+        let Some(row) = CheckedRow::of(checked) else {
+            return Ok(Write::Conflict);
+        };
+        let conn = self.conn();
+        if let Some(why) = missing_reference(&conn, new)? {
+            return Ok(Write::Invalid(why));
+        }
+        let changed = conn.execute(
+            "UPDATE contact SET first_name = ?1, last_name = ?2, owner_id = ?3, company_id = ?4,
+             is_active = ?5, marketing_opt_in = ?6
+             WHERE id = ?7 AND owner_id = ?8 AND company_id = ?9 AND is_active = ?10
+               AND marketing_opt_in = ?11",
+            rusqlite::params![
+                new.first_name,
+                new.last_name,
+                new.owner_id,
+                new.company_id,
+                new.is_active,
+                new.marketing_opt_in,
+                row.id,
+                row.owner_id,
+                row.company_id,
+                row.is_active,
+                row.marketing_opt_in,
+            ],
+        )?;
+        Ok(match changed {
+            1 => Write::Done(new.with_id(row.id)),
+            _ => Write::Conflict,
+        })
+    }
+
+    /// Deletes the contact that was authorized as `checked`, only if the
+    /// stored row still has every checked attribute (else
+    /// [`Write::Conflict`]).
+    pub fn delete_checked(&self, checked: &Resource) -> rusqlite::Result<Write<i64>> {
+        let Some(row) = CheckedRow::of(checked) else {
+            return Ok(Write::Conflict);
+        };
+        let deleted = self.conn().execute(
+            "DELETE FROM contact WHERE id = ?1 AND owner_id = ?2 AND company_id = ?3
+               AND is_active = ?4 AND marketing_opt_in = ?5",
+            rusqlite::params![
+                row.id,
+                row.owner_id,
+                row.company_id,
+                row.is_active,
+                row.marketing_opt_in
+            ],
+        )?;
+        Ok(match deleted {
+            1 => Write::Done(row.id),
+            _ => Write::Conflict,
+        })
+    }
+}
+
+/// The outcome of a write that must match what was authorized.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write<T> {
+    /// Written.
+    Done(T),
+    /// The row is no longer the one the decision was about (changed or
+    /// deleted since the check): 409, nothing written.
+    Conflict,
+    /// The new contact names an owner or company that does not exist: 422
+    /// with the reason, nothing written.
+    Invalid(String),
+}
+
+/// The row a check was made on, from the checked resource's id and
+/// attributes (`None` if they are not a contact's).
+struct CheckedRow {
+    id: i64,
+    owner_id: String,
+    company_id: String,
+    is_active: bool,
+    marketing_opt_in: bool,
+}
+
+impl CheckedRow {
+    fn of(checked: &Resource) -> Option<CheckedRow> {
+        let text = |key| checked.attr(key)?.as_str().map(str::to_owned);
+        let flag = |key| checked.attr(key)?.as_bool();
+        Some(CheckedRow {
+            id: checked.id().parse().ok()?,
+            owner_id: text("owner_id")?,
+            company_id: text("company_id")?,
+            is_active: flag("is_active")?,
+            marketing_opt_in: flag("marketing_opt_in")?,
+        })
+    }
+}
+
+/// Why `new` cannot be stored: an owner or company that does not exist.
+fn missing_reference(conn: &Connection, new: &NewContact) -> rusqlite::Result<Option<String>> {
+    let exists = |sql: &str, id: &str| -> rusqlite::Result<bool> {
+        conn.query_row(sql, [id], |_| Ok(()))
+            .optional()
+            .map(|row| row.is_some())
+    };
+    if !exists("SELECT 1 FROM user WHERE id = ?1", &new.owner_id)? {
+        return Ok(Some(format!("owner_id {:?} names no user", new.owner_id)));
+    }
+    if !exists("SELECT 1 FROM company WHERE id = ?1", &new.company_id)? {
+        return Ok(Some(format!(
+            "company_id {:?} names no company",
+            new.company_id
+        )));
+    }
+    Ok(None)
 }
 
 /// The values sea-query bound for a SQLite query, as rusqlite parameters.
@@ -410,4 +547,86 @@ pub fn pdp() -> Result<(Option<cerbos_testkit::Pdp>, String), Box<dyn std::error
 /// The address to listen on: `LISTEN_ADDR`, default `127.0.0.1:8000`.
 pub fn listen_addr() -> String {
     std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(owner: &str, company: &str) -> NewContact {
+        NewContact::parse(
+            format!(
+                r#"{{"first_name": "a", "last_name": "b", "owner_id": "{owner}", "company_id": "{company}"}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_write_applies_only_to_the_row_that_was_authorized() {
+        let db = Db::seeded().unwrap();
+        let checked = db.contact("2").unwrap().unwrap().resource();
+        // The owner changes between the check and the write.
+        db.conn()
+            .execute("UPDATE contact SET owner_id = '3' WHERE id = 2", [])
+            .unwrap();
+        assert_eq!(
+            db.update_checked(&checked, &body("2", "2")).unwrap(),
+            Write::Conflict
+        );
+        assert_eq!(db.delete_checked(&checked).unwrap(), Write::Conflict);
+        assert_eq!(
+            db.contact("2").unwrap().unwrap().owner_id,
+            "3",
+            "nothing written"
+        );
+
+        // Unchanged: written, once.
+        let checked = db.contact("2").unwrap().unwrap().resource();
+        let Write::Done(updated) = db.update_checked(&checked, &body("3", "1")).unwrap() else {
+            panic!("unchanged row")
+        };
+        assert_eq!(updated.company_id, "1");
+        // The decision was about the row before this update: stale now.
+        assert_eq!(
+            db.update_checked(&checked, &body("3", "1")).unwrap(),
+            Write::Conflict
+        );
+        let checked = db.contact("2").unwrap().unwrap().resource();
+        assert_eq!(db.delete_checked(&checked).unwrap(), Write::Done(2));
+        assert_eq!(
+            db.delete_checked(&checked).unwrap(),
+            Write::Conflict,
+            "already gone"
+        );
+    }
+
+    #[test]
+    fn ids_are_never_reused_and_references_must_exist() {
+        let db = Db::seeded().unwrap();
+        let Write::Done(first) = db.insert_checked(&body("2", "2")).unwrap() else {
+            panic!("valid contact")
+        };
+        let checked = first.resource();
+        assert_eq!(db.delete_checked(&checked).unwrap(), Write::Done(first.id));
+        let Write::Done(second) = db.insert_checked(&body("3", "2")).unwrap() else {
+            panic!("valid contact")
+        };
+        assert!(second.id > first.id, "a deleted id is not reused");
+        // A decision about the deleted contact never applies to the new one.
+        assert_eq!(
+            db.update_checked(&checked, &body("2", "2")).unwrap(),
+            Write::Conflict
+        );
+
+        for (owner, company, field) in [("99", "2", "owner_id"), ("2", "99", "company_id")] {
+            match db.insert_checked(&body(owner, company)).unwrap() {
+                Write::Invalid(why) => assert!(why.contains(field), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The database itself refuses a dangling reference too.
+        assert!(db.insert(&body("99", "2")).is_err());
+    }
 }
