@@ -461,8 +461,9 @@ impl Client {
             None => request_id::next(),
         };
         let wire = request.into_wire(request_id)?;
+        let asked = plan::PlanAsked::of(&wire);
         let answer = self.unary(PLAN_RESOURCES, codec::encode(&wire)).await?;
-        plan::from_wire(answer)
+        plan::from_wire_checked(answer, &asked)
     }
 
     /// The PDP's version.

@@ -190,7 +190,75 @@ pub struct Expression {
     pub operands: Vec<Operand>,
 }
 
-pub(crate) fn from_wire(answer: response::PlanResourcesResponse) -> Result<PlanResourcesResponse> {
+/// What a plan request asked, to check the answer against: a plan is only
+/// trusted for the kind, actions and policy version it was asked for.
+#[derive(Clone, Debug)]
+pub(crate) struct PlanAsked {
+    kind: String,
+    actions: Vec<String>,
+    policy_version: String,
+}
+
+impl PlanAsked {
+    pub(crate) fn of(request: &request::PlanResourcesRequest) -> Self {
+        let resource = request.resource.as_ref();
+        PlanAsked {
+            kind: resource.map(|r| r.kind.clone()).unwrap_or_default(),
+            actions: request.actions.clone(),
+            policy_version: resource
+                .map(|r| r.policy_version.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Why `answer` is not an answer to this request, if it is not.
+    fn mismatch(&self, answer: &response::PlanResourcesResponse) -> Option<String> {
+        if answer.resource_kind != self.kind {
+            return Some(format!(
+                "the plan is for kind {:?}, not {:?}",
+                answer.resource_kind, self.kind
+            ));
+        }
+        #[allow(deprecated)]
+        let answered: &[String] = if answer.actions.is_empty() && !answer.action.is_empty() {
+            std::slice::from_ref(&answer.action)
+        } else {
+            &answer.actions
+        };
+        let same_actions = answered.len() == self.actions.len()
+            && answered.iter().all(|a| self.actions.contains(a))
+            && self.actions.iter().all(|a| answered.contains(a));
+        if !same_actions {
+            return Some(format!(
+                "the plan is for actions {answered:?}, not {:?}",
+                self.actions
+            ));
+        }
+        // The PDP names the default version "default" when none was asked.
+        let version_ok = answer.policy_version == self.policy_version
+            || (self.policy_version.is_empty() && answer.policy_version == "default");
+        if !version_ok {
+            return Some(format!(
+                "the plan is for policy version {:?}, not {:?}",
+                answer.policy_version, self.policy_version
+            ));
+        }
+        None
+    }
+}
+
+/// The answer, after checking that it answers `asked`.
+pub(crate) fn from_wire_checked(
+    answer: response::PlanResourcesResponse,
+    asked: &PlanAsked,
+) -> Result<PlanResourcesResponse> {
+    if let Some(why) = asked.mismatch(&answer) {
+        return Err(Error::MalformedResponse(why));
+    }
+    from_wire(answer)
+}
+
+fn from_wire(answer: response::PlanResourcesResponse) -> Result<PlanResourcesResponse> {
     let filter = answer
         .filter
         .ok_or_else(|| Error::MalformedResponse("the plan has no filter".into()))?;
@@ -275,6 +343,64 @@ impl std::fmt::Display for Operand {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn asked(kind: &str, actions: &[&str], version: &str) -> PlanAsked {
+        let request = PlanResources::new(Principal::new("u", ["user"]), kind)
+            .actions_from(actions.iter().copied())
+            .with_policy_version(version);
+        PlanAsked::of(&request.into_wire("r".into()).unwrap())
+    }
+
+    #[allow(deprecated)]
+    fn answer(kind: &str, actions: &[&str], version: &str) -> response::PlanResourcesResponse {
+        response::PlanResourcesResponse {
+            resource_kind: kind.into(),
+            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+            policy_version: version.into(),
+            filter: Some(engine::PlanResourcesFilter {
+                kind: plan_resources_filter::Kind::AlwaysAllowed as i32,
+                condition: None,
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_plan_is_trusted_only_for_what_was_asked() {
+        let contact_read = asked("contact", &["read"], "");
+        let good = [
+            answer("contact", &["read"], "default"),
+            answer("contact", &["read"], ""),
+        ];
+        for a in good {
+            assert!(from_wire_checked(a, &contact_read).is_ok());
+        }
+        let two = asked("contact", &["read", "edit"], "v2");
+        assert!(from_wire_checked(answer("contact", &["edit", "read"], "v2"), &two).is_ok());
+        let bad = [
+            (answer("company", &["list"], "default"), &contact_read),
+            (answer("company", &["read"], "default"), &contact_read),
+            (answer("contact", &["list"], "default"), &contact_read),
+            (
+                answer("contact", &["read", "edit"], "default"),
+                &contact_read,
+            ),
+            (answer("contact", &[], "default"), &contact_read),
+            (answer("contact", &["read"], "v1"), &contact_read),
+            (answer("contact", &["read", "edit"], "default"), &two),
+            (answer("contact", &["read"], "v2"), &two),
+        ];
+        for (a, asked) in bad {
+            let shown = format!("{a:?}");
+            assert!(
+                matches!(
+                    from_wire_checked(a, asked),
+                    Err(Error::MalformedResponse(_))
+                ),
+                "{shown}"
+            );
+        }
+    }
 
     #[test]
     fn operands_display_in_prefix_form() {

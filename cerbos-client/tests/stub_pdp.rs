@@ -158,15 +158,32 @@ async fn with_check(
     .await
 }
 
+/// A stub PDP answering plans with `plan`; the answer's kind, actions and
+/// policy version echo the request's unless `plan` set them.
 async fn with_plan(
     plan: impl Fn(req::PlanResourcesRequest) -> Result<resp::PlanResourcesResponse, Status>
     + Send
     + Sync
     + 'static,
 ) -> Running {
+    let echoing = move |request: req::PlanResourcesRequest| {
+        let resource = request.resource.clone().unwrap_or_default();
+        let actions = request.actions.clone();
+        let mut answer = plan(request)?;
+        if answer.resource_kind.is_empty() {
+            answer.resource_kind = resource.kind;
+        }
+        if answer.actions.is_empty() {
+            answer.actions = actions;
+        }
+        if answer.policy_version.is_empty() {
+            answer.policy_version = "default".into();
+        }
+        Ok(answer)
+    };
     serve(
         Arc::new(echo(1)),
-        Arc::new(plan),
+        Arc::new(echoing),
         Duration::ZERO,
         RetryPolicy::default(),
     )
@@ -686,4 +703,68 @@ async fn entries_for_the_same_resource_go_in_separate_calls() {
     assert!(!response.results()[0].is_allowed("read"));
     assert!(response.results()[1].is_allowed("read"));
     assert_eq!(pdp.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_plan_for_another_kind_action_or_version_is_malformed() {
+    let always = || {
+        plan_answer(Some(PlanResourcesFilter {
+            kind: plan_resources_filter::Kind::AlwaysAllowed as i32,
+            condition: None,
+        }))
+    };
+    type Lie = fn(&mut resp::PlanResourcesResponse);
+    let lies: [(&str, Lie); 4] = [
+        ("a company/list plan for contact/read", |a| {
+            a.resource_kind = "company".into();
+            a.actions = vec!["list".into()];
+        }),
+        ("another kind", |a| a.resource_kind = "company".into()),
+        ("another action", |a| a.actions = vec!["list".into()]),
+        ("another policy version", |a| a.policy_version = "v9".into()),
+    ];
+    for (what, lie) in lies {
+        let pdp = with_plan(move |_| {
+            let mut answer = always();
+            lie(&mut answer);
+            Ok(answer)
+        })
+        .await;
+        let plan = pdp
+            .client
+            .plan_resources(
+                PlanResources::new(Principal::new("u", ["user"]), "contact").action("read"),
+            )
+            .await;
+        assert!(
+            matches!(plan, Err(Error::MalformedResponse(_))),
+            "{what}: {plan:?}"
+        );
+    }
+    // The honest answer is accepted.
+    let pdp = with_plan(move |_| Ok(always())).await;
+    let plan = pdp
+        .client
+        .plan_resources(PlanResources::new(Principal::new("u", ["user"]), "contact").action("read"))
+        .await
+        .expect("an honest plan");
+    assert_eq!(plan.filter, PlanFilter::AlwaysAllowed);
+}
+
+#[tokio::test]
+async fn an_answer_is_trusted_only_for_the_actions_asked() {
+    // Asked `read`; the PDP answers `read: DENY` and, unasked, `delete: ALLOW`.
+    let pdp = with_check(|r: req::CheckResourcesRequest| {
+        let mut answer = echo(2)(r)?;
+        answer.results[0].actions.insert("delete".into(), 1);
+        Ok(answer)
+    })
+    .await;
+    let request = CheckResources::new(Principal::new("u", ["user"]))
+        .resource(Resource::new("doc", "1"), ["read"]);
+    let answer = pdp.client.check_resources(request).await;
+    assert!(
+        matches!(answer, Err(Error::MalformedResponse(_))),
+        "{answer:?}"
+    );
 }
