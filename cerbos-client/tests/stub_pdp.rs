@@ -10,8 +10,7 @@ use std::{
 };
 
 use cerbos_client::{
-    CheckResources, Client, Effect, Error, PlanFilter, PlanResources, Principal, Resource,
-    RetryPolicy,
+    CheckResources, Client, Error, PlanFilter, PlanResources, Principal, Resource, RetryPolicy,
     proto::cerbos::{
         engine::v1::{
             PlanResourcesFilter,
@@ -335,23 +334,19 @@ async fn unknown_unspecified_and_missing_effects_deny() {
         assert!(!response.results()[0].is_allowed("read"), "effect {effect}");
         assert!(!response.all_allowed());
     }
-    // The PDP leaves out an action: it is not allowed, the others are.
+    // The PDP leaves out an action it was asked: the answer is malformed
+    // (fail closed), not a partial answer.
     let pdp = with_check(|r| {
         let mut answer = echo(1)(r)?;
         answer.results[0].actions.remove("write");
         Ok(answer)
     })
     .await;
-    let response = pdp
-        .client
-        .check_resources(one_check())
-        .await
-        .expect("an answer");
-    let result = &response.results()[0];
-    assert!(result.is_allowed("read"));
-    assert!(!result.is_allowed("write"));
-    assert_eq!(result.effect("write"), None);
-    assert_eq!(result.effect("read"), Some(Effect::Allow));
+    let answer = pdp.client.check_resources(one_check()).await;
+    assert!(
+        matches!(answer, Err(Error::MalformedResponse(_))),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test]
