@@ -29,7 +29,7 @@ impl fmt::Display for MissingAuthorization {
             f,
             "Missing request extension: {} was not found. Perhaps you forgot to protect \
              this route with the Cerbos layer (axum: `.route_layer(cerbos.layer(..))`; \
-             actix-web: `.wrap(authorization.guard(..))`) or an authorization attribute?",
+             actix-web: `.wrap(cerbos.guard(..))`) or an authorization attribute?",
             self.what
         )
     }

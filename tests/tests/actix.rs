@@ -237,7 +237,7 @@ async fn statuses_and_missing_middleware() {
     let (status, body) = call(&app, "GET", "/unprotected", "alice", "").await;
     assert_eq!(status, 500);
     assert!(
-        body.contains("PermissionMap was not found") && body.contains(".wrap(authorization.guard"),
+        body.contains("PermissionMap was not found") && body.contains(".wrap(cerbos.guard"),
         "{body}"
     );
     assert_eq!(

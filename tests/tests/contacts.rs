@@ -243,6 +243,28 @@ async fn scenario(send: impl Send3) {
     );
     let (_, body) = send("GET", "/contacts".into(), Some("john"), String::new()).await;
     assert_eq!(ids(&body), vec![1, 3, 5, 6, 7]);
+
+    // A new contact never takes a deleted one's id (a decision about the
+    // old row must never apply to it), and a dangling owner or company is
+    // the client's mistake: 422 with the reason, not a 500.
+    let sam = |owner: &str, company: &str| {
+        json!({"first_name": "sam", "last_name": "gamgee", "owner_id": owner, "company_id": company})
+            .to_string()
+    };
+    let (status, body) = send("POST", "/contacts/new".into(), Some("alice"), sam("2", "2")).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["id"], 8);
+    for (owner, company, field) in [("99", "2", "owner_id"), ("2", "99", "company_id")] {
+        let (status, body) = send(
+            "POST",
+            "/contacts/new".into(),
+            Some("alice"),
+            sam(owner, company),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body.contains(field), "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,13 +297,12 @@ async fn contacts_axum() {
 async fn contacts_actix() {
     use actix_web::{App, test};
     let client = common::contact_client();
-    let authorization = cerbos_actix::Authorization::new(
-        &cerbos_actix::Cerbos::builder(client.clone())
-            .build()
-            .unwrap(),
-    );
+    let authorizer = cerbos_actix::Cerbos::builder(client.clone())
+        .build()
+        .unwrap()
+        .authorizer();
     let app = test::init_service(App::new().configure(contacts_actix::configure(
-        authorization,
+        authorizer,
         client,
         contacts_shared::Db::seeded().unwrap(),
     )))

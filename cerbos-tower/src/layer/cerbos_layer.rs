@@ -12,7 +12,7 @@ use super::{
 /// A [`Layer`] that authorizes every request of a route with one
 /// `CheckResources` call; see the [module docs](super).
 ///
-/// Made by [`Cerbos::layer`]. Cheap to clone.
+/// Made by [`Cerbos::layer`](super::Cerbos::layer). Cheap to clone.
 pub struct CerbosLayer<P, R, RR> {
     pub(crate) shared: Arc<Shared<P, R>>,
     pub(crate) route: Arc<Route<RR>>,

@@ -23,7 +23,7 @@ use cerbos_actix::{
     Authorizer, Authz, CerbosRejection, Client, PermissionMap, Principal, ResolveError, Resource,
     authorize, cerbos_tower::PlanResources,
 };
-use contacts_shared::{Db, NewContact};
+use contacts_shared::{Db, NewContact, write_answer};
 use serde_json::json;
 
 /// Registers the routes, the app data and authentication on `config`;
@@ -135,29 +135,38 @@ async fn create(
         Err(why) => return Ok(HttpResponse::BadRequest().body(why)),
     };
     authz.require(new.resource("new"), ["create"]).await?;
-    Ok(match db.insert(&new) {
-        Ok(contact) => HttpResponse::Created().json(contact.to_json()),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
-    })
+    Ok(answer(write_answer(db.insert_checked(&new), 201, |c| {
+        c.to_json()
+    })))
 }
 
+/// A checked write's status and JSON body as a response.
+fn answer((code, body): (u16, serde_json::Value)) -> HttpResponse {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(code).json(body)
+}
+
+// The write applies only if the stored row is still the one the check saw
+// (the checked `Resource`, with the row as attributes, is in the request
+// extensions): a concurrent change is a 409, never a write on a stale
+// decision.
 #[authorize(kind = "contact", actions = ["update"], load = load_contact)]
-async fn update(db: web::Data<Db>, path: web::Path<i64>, body: web::Bytes) -> HttpResponse {
+async fn update(
+    db: web::Data<Db>,
+    checked: web::ReqData<Resource>,
+    body: web::Bytes,
+) -> HttpResponse {
     let new = match NewContact::parse(&body) {
         Ok(new) => new,
         Err(why) => return HttpResponse::BadRequest().body(why),
     };
-    match db.update(path.into_inner(), &new) {
-        Ok(contact) => HttpResponse::Ok().json(contact.to_json()),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+    answer(write_answer(db.update_checked(&checked, &new), 200, |c| {
+        c.to_json()
+    }))
 }
 
 #[authorize(kind = "contact", actions = ["delete"], load = load_contact)]
-async fn remove(db: web::Data<Db>, path: web::Path<i64>) -> HttpResponse {
-    let id = path.into_inner();
-    match db.delete(id) {
-        Ok(()) => HttpResponse::Ok().json(json!({ "deleted": id })),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+async fn remove(db: web::Data<Db>, checked: web::ReqData<Resource>) -> HttpResponse {
+    let deleted = db.delete_checked(&checked);
+    answer(write_answer(deleted, 200, |id| json!({ "deleted": id })))
 }

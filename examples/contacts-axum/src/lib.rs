@@ -11,7 +11,7 @@
 //! unknown user gets 401.
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Bytes,
     extract::{FromRef, Path, Request, State},
     http::{StatusCode, header},
@@ -23,7 +23,7 @@ use cerbos_axum::{
     Authorizer, Authz, Cerbos, CerbosRejection, Client, PermissionMap, Principal, ResolveError,
     Resource, authorize, cerbos_tower::PlanResources,
 };
-use contacts_shared::{Db, NewContact};
+use contacts_shared::{Db, NewContact, write_answer};
 use serde_json::json;
 
 /// What the handlers share.
@@ -135,28 +135,42 @@ async fn create(
         Err(why) => return Ok((StatusCode::BAD_REQUEST, why).into_response()),
     };
     authz.require(new.resource("new"), ["create"]).await?;
-    Ok(match state.db.insert(&new) {
-        Ok(contact) => (StatusCode::CREATED, Json(contact.to_json())).into_response(),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
-    })
+    let written = state.db.insert_checked(&new);
+    Ok(answer(write_answer(written, 201, |c| c.to_json())))
 }
 
+/// A checked write's status and JSON body as a response.
+fn answer((code, body): (u16, serde_json::Value)) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(body)).into_response()
+}
+
+// The write applies only if the stored row is still the one the check saw
+// (the checked `Resource`, with the row as attributes, is in the request
+// extensions): a concurrent change is a 409, never a write on a stale
+// decision.
 #[authorize(kind = "contact", actions = ["update"], load = load_contact, state = AppState)]
-async fn update(State(state): State<AppState>, Path(id): Path<i64>, body: Bytes) -> Response {
+async fn update(
+    State(state): State<AppState>,
+    Extension(checked): Extension<Resource>,
+    body: Bytes,
+) -> Response {
     let new = match NewContact::parse(&body) {
         Ok(new) => new,
         Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
-    match state.db.update(id, &new) {
-        Ok(contact) => Json(contact.to_json()).into_response(),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+    answer(write_answer(
+        state.db.update_checked(&checked, &new),
+        200,
+        |c| c.to_json(),
+    ))
 }
 
 #[authorize(kind = "contact", actions = ["delete"], load = load_contact, state = AppState)]
-async fn remove(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    match state.db.delete(id) {
-        Ok(()) => Json(json!({ "deleted": id })).into_response(),
-        Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR),
-    }
+async fn remove(
+    State(state): State<AppState>,
+    Extension(checked): Extension<Resource>,
+) -> Response {
+    let deleted = state.db.delete_checked(&checked);
+    answer(write_answer(deleted, 200, |id| json!({ "deleted": id })))
 }

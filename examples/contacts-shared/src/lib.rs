@@ -266,31 +266,6 @@ impl Db {
         Ok(new.with_id(conn.last_insert_rowid()))
     }
 
-    /// Replaces the fields of contact `id`.
-    pub fn update(&self, id: i64, new: &NewContact) -> rusqlite::Result<Contact> {
-        self.conn().execute(
-            "UPDATE contact SET first_name = ?1, last_name = ?2, owner_id = ?3, company_id = ?4,
-             is_active = ?5, marketing_opt_in = ?6 WHERE id = ?7",
-            rusqlite::params![
-                new.first_name,
-                new.last_name,
-                new.owner_id,
-                new.company_id,
-                new.is_active,
-                new.marketing_opt_in,
-                id
-            ],
-        )?;
-        Ok(new.with_id(id))
-    }
-
-    /// Deletes contact `id`.
-    pub fn delete(&self, id: i64) -> rusqlite::Result<()> {
-        self.conn()
-            .execute("DELETE FROM contact WHERE id = ?1", [id])
-            .map(drop)
-    }
-
     /// Inserts a contact whose owner and company exist; returns it with
     /// its id (never an id used before: the table is `AUTOINCREMENT`).
     pub fn insert_checked(&self, new: &NewContact) -> rusqlite::Result<Write<Contact>> {
@@ -370,6 +345,29 @@ impl Db {
             1 => Write::Done(row.id),
             _ => Write::Conflict,
         })
+    }
+}
+
+/// The HTTP answer to a checked write: `ok` with `body` of the written
+/// value, 409 when the row changed since the check, 422 with the reason for
+/// an owner or company that does not exist, 500 (logged) when the database
+/// failed.
+pub fn write_answer<T>(
+    result: rusqlite::Result<Write<T>>,
+    ok: u16,
+    body: impl FnOnce(T) -> Value,
+) -> (u16, Value) {
+    match result {
+        Ok(Write::Done(value)) => (ok, body(value)),
+        Ok(Write::Conflict) => (
+            409,
+            json!({"error": "the contact changed since it was authorized; reload and retry"}),
+        ),
+        Ok(Write::Invalid(why)) => (422, json!({ "error": why })),
+        Err(err) => {
+            tracing::error!(error = %err, "writing a contact failed");
+            (500, json!({"error": "internal error"}))
+        }
     }
 }
 

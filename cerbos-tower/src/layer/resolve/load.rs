@@ -22,7 +22,7 @@ pub(crate) fn loaded(
 /// resource (kind and id), then the loader returns it with attributes,
 /// `Ok(None)` if it does not exist (404), or an error.
 ///
-/// Made by [`ResourceFromPath::load`] and the adapters' path resolvers.
+/// Made by [`ResourceFromPath::load`](super::ResourceFromPath::load) and the adapters' path resolvers.
 pub struct Load<R, F> {
     resolver: R,
     loader: Arc<F>,
