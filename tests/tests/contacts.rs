@@ -244,6 +244,22 @@ async fn scenario(send: impl Send3) {
     let (_, body) = send("GET", "/contacts".into(), Some("john"), String::new()).await;
     assert_eq!(ids(&body), vec![1, 3, 5, 6, 7]);
 
+    // HEAD is answered like GET (the servers drop the body on the wire;
+    // actix's test harness keeps it); a method the route does not serve is
+    // a 405, in both frameworks.
+    let (status, body) = send("HEAD", "/contacts/1".into(), Some("john"), String::new()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        send("HEAD", "/contacts/3".into(), Some("geri"), String::new())
+            .await
+            .0,
+        403
+    );
+    for method in ["OPTIONS", "PATCH"] {
+        let (status, body) = send(method, "/contacts/1".into(), Some("john"), String::new()).await;
+        assert_eq!(status, 405, "{method}: {body}");
+    }
+
     // A new contact never takes a deleted one's id (a decision about the
     // old row must never apply to it), and a dangling owner or company is
     // the client's mistake: 422 with the reason, not a 500.

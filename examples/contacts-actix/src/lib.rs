@@ -40,15 +40,27 @@ pub fn configure(
             .app_data(web::Data::new(client))
             .app_data(web::Data::new(db))
             .service(
+                // One resource per path, so that a method it does not
+                // serve is a 405 (not a 404), and HEAD is answered like GET
+                // (without the body), as axum does.
                 web::scope("")
                     .wrap(actix_web::middleware::from_fn(authenticate))
-                    .route("/contacts", web::get().to(list))
-                    .route("/contacts/new", web::post().to(create))
-                    .route("/contacts/{id}", web::get().to(show))
-                    .route("/contacts/{id}", web::put().to(update))
-                    .route("/contacts/{id}", web::delete().to(remove)),
+                    .service(web::resource("/contacts").route(get_or_head().to(list)))
+                    .service(web::resource("/contacts/new").route(web::post().to(create)))
+                    .service(
+                        web::resource("/contacts/{id}")
+                            .route(get_or_head().to(show))
+                            .route(web::put().to(update))
+                            .route(web::delete().to(remove)),
+                    ),
             );
     }
+}
+
+/// A route for GET and HEAD requests.
+fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// HTTP Basic: the user's principal into the extensions, or 401.
