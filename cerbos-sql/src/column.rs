@@ -1,7 +1,9 @@
 //! Declared columns: which column a plan variable reads, the CEL type of its
 //! values and how the application sends a NULL column to the PDP.
 
-use sea_query::{ColumnRef, IntoColumnRef};
+use std::sync::Arc;
+
+use sea_query::{ColumnRef, DynIden, IntoColumnRef, IntoIden};
 
 /// The type of a column's values, as the PDP sees them when the application
 /// sends the row as a resource. A comparison is translated only when the
@@ -31,6 +33,75 @@ pub enum ColumnType {
     Timestamp,
     /// A list or a map (JSON). Only `== null` / `!= null` are translated.
     Json,
+    /// A list whose items have the declared [`ElementType`]: a JSON array
+    /// column ([`Column::list`]) or the rows of a related table
+    /// ([`Column::related_list`]). Membership (`"x" in list`, `x in
+    /// list`), `hasIntersection` with constants, `size` compared with a
+    /// number, and `exists` / `all` / `exists_one` / `size(filter(…))`
+    /// with a lambda are translated; comparing the list itself only with
+    /// `null` (JSON columns).
+    List(ElementType),
+}
+
+/// The CEL type of a list's items, as the application sends them. The
+/// comparisons in a lambda are typed by it; items of another JSON type
+/// in a JSON column are still decided as CEL decides them (or unknown,
+/// never granted, when SQL cannot tell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ElementType {
+    /// Strings (byte-exact, case-sensitive comparisons).
+    String,
+    /// Numbers (CEL doubles).
+    Number,
+    /// Booleans.
+    Bool,
+}
+
+/// A to-many relation that holds a list attribute: the list is the
+/// `element` column of the rows of `table` whose `foreign_key` equals
+/// the filtered row's `key`, with duplicates, in any order (CEL's list
+/// functions ignore order). An empty relation is the empty list; NULL
+/// elements are explicit nulls. See [`Column::related_list`].
+#[derive(Clone, Debug)]
+pub struct Relation {
+    pub(crate) table: DynIden,
+    pub(crate) foreign_key: ColumnRef,
+    pub(crate) key: ColumnRef,
+    pub(crate) element: ColumnRef,
+}
+
+impl Relation {
+    /// The rows of `table` whose `foreign_key` (a column of `table`)
+    /// equals `key` (a column of the filtered row); their `element`
+    /// column (of `table`) is the list.
+    pub fn new(
+        table: impl IntoIden,
+        foreign_key: impl IntoColumnRef,
+        key: impl IntoColumnRef,
+        element: impl IntoColumnRef,
+    ) -> Self {
+        Relation {
+            table: table.into_iden(),
+            foreign_key: foreign_key.into_column_ref(),
+            key: key.into_column_ref(),
+            element: element.into_column_ref(),
+        }
+    }
+}
+
+/// What a column holds inside a lambda: the declared role of the
+/// translator's own variables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A column of the row.
+    #[default]
+    Row,
+    /// The lambda's item, of the column's type.
+    Element,
+    /// The lambda's item when it is a JSON array or object: never equal
+    /// to a scalar, an error for every other operator.
+    Opaque,
 }
 
 /// How the application sends the attribute of a row whose column is NULL.
@@ -68,6 +139,8 @@ pub struct Column {
     pub(crate) column: ColumnRef,
     pub(crate) ty: Option<ColumnType>,
     pub(crate) null_as: NullAs,
+    pub(crate) relation: Option<Arc<Relation>>,
+    pub(crate) role: Role,
 }
 
 impl Column {
@@ -78,6 +151,8 @@ impl Column {
             column: column.into_column_ref(),
             ty: Some(ty),
             null_as: NullAs::default(),
+            relation: None,
+            role: Role::Row,
         }
     }
 
@@ -111,6 +186,46 @@ impl Column {
         Column::new(column, ColumnType::Json)
     }
 
+    /// A list attribute stored as a JSON array in `column`: JSON text in
+    /// SQLite (read with `json_each`), `jsonb` in PostgreSQL (a `json`
+    /// or text column is cast to `jsonb`); refused for MySQL. The column
+    /// holds exactly the JSON the application sends as the attribute. A
+    /// NULL column (and a value that is not a JSON array) makes every list
+    /// operation an evaluation error: never granted, also under `!`.
+    pub fn list(column: impl IntoColumnRef, element: ElementType) -> Self {
+        Column::new(column, ColumnType::List(element))
+    }
+
+    /// A JSON list of strings ([`Column::list`]).
+    pub fn string_list(column: impl IntoColumnRef) -> Self {
+        Column::list(column, ElementType::String)
+    }
+
+    /// A JSON list of numbers ([`Column::list`]).
+    pub fn number_list(column: impl IntoColumnRef) -> Self {
+        Column::list(column, ElementType::Number)
+    }
+
+    /// A JSON list of booleans ([`Column::list`]).
+    pub fn bool_list(column: impl IntoColumnRef) -> Self {
+        Column::list(column, ElementType::Bool)
+    }
+
+    /// A list attribute held by a to-many relation: the `element`
+    /// column of the related rows (an `EXISTS`-style subquery, no join).
+    /// The application sends the list of those values (`[]` when there
+    /// is none); the element column holds values of type `element` (NULL
+    /// as an explicit null item).
+    pub fn related_list(element: ElementType, relation: Relation) -> Self {
+        Column {
+            column: relation.key.clone(),
+            ty: Some(ColumnType::List(element)),
+            null_as: NullAs::default(),
+            relation: Some(Arc::new(relation)),
+            role: Role::Row,
+        }
+    }
+
     /// A column without a declared type: each comparison takes the type of
     /// its constant, and the database's coercion decides mixed types
     /// (`'2' = 2` is true in SQLite and MySQL, false in CEL). Sound only if
@@ -123,6 +238,8 @@ impl Column {
             column: column.into_column_ref(),
             ty: None,
             null_as: NullAs::default(),
+            relation: None,
+            role: Role::Row,
         }
     }
 

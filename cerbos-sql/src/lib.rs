@@ -3,11 +3,14 @@
 use std::sync::Arc;
 
 mod column;
+mod list;
 
 use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
-pub use column::{Column, ColumnType, IntoColumn, NullAs};
+use column::Role;
+pub use column::{Column, ColumnType, ElementType, IntoColumn, NullAs, Relation};
+use list::Fold;
 use sea_query::{
-    BinOper, ColumnRef, Cond, Condition, DynIden, Expr, ExprTrait, IntoColumnRef, IntoIden,
+    Alias, BinOper, ColumnRef, Cond, Condition, DynIden, Expr, ExprTrait, IntoColumnRef, IntoIden,
     JoinType, SelectStatement, SimpleExpr,
 };
 
@@ -128,6 +131,8 @@ pub struct PlanToSql {
     dialect: Dialect,
     columns: Arc<Vec<Mapped>>,
     joins: Arc<Vec<Join>>,
+    /// Translating a lambda's body: list operations are refused there.
+    in_lambda: bool,
 }
 
 /// The filter for a plan: what to add to a query.
@@ -181,6 +186,7 @@ impl PlanToSql {
             dialect,
             columns: Arc::default(),
             joins: Arc::default(),
+            in_lambda: false,
         }
     }
 
@@ -241,6 +247,14 @@ impl PlanToSql {
                 })
             }
         }
+    }
+
+    /// Whether `variable` is mapped to a list column.
+    fn is_list(&self, variable: &str) -> bool {
+        self.columns
+            .iter()
+            .find(|m| m.variable == variable)
+            .is_some_and(|m| matches!(m.column.ty, Some(ColumnType::List(_))))
     }
 
     fn column_of(&self, variable: &str, used: &mut Vec<usize>) -> Result<&Column, Error> {
@@ -314,7 +328,77 @@ impl PlanToSql {
                 self.comparison(operator, left, right, used)
                     .map(|x| Cond::all().add(x))
             }
+            // `x in list`: some item equals x (CEL's heterogeneous
+            // equality: an item of another type never does).
+            "in" if matches!(
+                e.operands.as_slice(),
+                [_, Operand::Variable(list)] if self.is_list(list)
+            ) =>
+            {
+                let [item, list] = e.operands.as_slice() else {
+                    unreachable!()
+                };
+                if !matches!(item, Operand::Value(_) | Operand::Variable(_)) {
+                    return Err(bad(
+                        "only `constant in list` and `column in list` are supported",
+                    ));
+                }
+                self.fold(
+                    Fold::Exists,
+                    list,
+                    &lambda(op2("eq", item_var(), item.clone())),
+                    used,
+                )
+                .map(|x| Cond::all().add(x))
+            }
+            // hasIntersection(list, [constants]), either way round: some
+            // item is in the constants.
+            "hasIntersection" => {
+                let (list, items) = match e.operands.as_slice() {
+                    [
+                        list @ Operand::Variable(_),
+                        items @ Operand::Value(AttrValue::List(_)),
+                    ]
+                    | [
+                        items @ Operand::Value(AttrValue::List(_)),
+                        list @ Operand::Variable(_),
+                    ] => (list, items),
+                    _ => {
+                        return Err(bad(
+                            "only hasIntersection(list column, [constants]) is supported",
+                        ));
+                    }
+                };
+                self.fold(
+                    Fold::Exists,
+                    list,
+                    &lambda(op2("in", item_var(), items.clone())),
+                    used,
+                )
+                .map(|x| Cond::all().add(x))
+            }
+            "exists" | "all" | "exists_one" => {
+                let [list, lambda] = e.operands.as_slice() else {
+                    return Err(bad("takes a list and a lambda"));
+                };
+                let fold = match operator {
+                    "exists" => Fold::Exists,
+                    "all" => Fold::All,
+                    _ => Fold::ExistsOne,
+                };
+                self.fold(fold, list, lambda, used)
+                    .map(|x| Cond::all().add(x))
+            }
             "in" => {
+                if let [_, Operand::Expression(list)] = e.operands.as_slice() {
+                    return Err(Error::UnsupportedOperator {
+                        operator: list.operator.clone(),
+                        detail: format!(
+                            " as the list of `in` ({}): only a list column or constants",
+                            Operand::Expression(list.clone())
+                        ),
+                    });
+                }
                 let [
                     Operand::Variable(name),
                     Operand::Value(AttrValue::List(items)),
@@ -367,6 +451,18 @@ impl PlanToSql {
         };
         // The plan keeps the policy's operand order: `1 < x` arrives as
         // `lt(1, x)` and is mirrored into `x > 1`.
+        let is_size = |o: &Operand| matches!(o, Operand::Expression(e) if e.operator == "size");
+        if let Some((Operand::Expression(size), other, operator)) = match (left, right) {
+            (l, r) if is_size(l) => Some((l, r, operator)),
+            (l, r) if is_size(r) => Some((r, l, mirror(operator))),
+            _ => None,
+        } {
+            let [list] = size.operands.as_slice() else {
+                return Err(bad("size takes one operand".into()));
+            };
+            let size = self.size(list, used)?;
+            return self.size_comparison(operator, size, other);
+        }
         let (name, other, operator) = match (left, right) {
             (Operand::Variable(name), other) => (name, other, operator),
             (other @ Operand::Value(_), Operand::Variable(name)) => (name, other, mirror(operator)),
@@ -377,6 +473,40 @@ impl PlanToSql {
             }
         };
         let column = self.column_of(name, used)?;
+        if column.relation.is_some() {
+            return Err(bad(format!(
+                "{name} is a list held by a relation: only list operations apply to it"
+            )));
+        }
+        if column.role == Role::Opaque {
+            // A JSON array or object item: never equal to a scalar, and
+            // not ordered.
+            return match other {
+                // A row column of a scalar type: never equal (an error
+                // when an omitted attribute is missing).
+                Operand::Variable(other_name) => {
+                    let row = self.column_of(other_name, used)?;
+                    if row.ty.and_then(kind_of).is_none() {
+                        return Err(bad(format!("comparing a JSON item with {other}")));
+                    }
+                    let on_null = match (row.null_as, operator) {
+                        (NullAs::Omitted, _) | (_, "lt" | "le" | "gt" | "ge") => OnNull::Error,
+                        (NullAs::ExplicitNull, "eq") => OnNull::False,
+                        (NullAs::ExplicitNull, _) => OnNull::True,
+                    };
+                    Ok(match operator {
+                        "eq" | "ne" => leaf(&row.column, Present::Const(operator == "ne"), on_null),
+                        _ => Expr::cust(UNKNOWN),
+                    })
+                }
+                Operand::Value(AttrValue::List(_) | AttrValue::Map(_)) | Operand::Expression(_) => {
+                    Err(bad(format!("comparing a JSON item with {other}")))
+                }
+                _ if operator == "eq" => Ok(Expr::cust(FALSE)),
+                _ if operator == "ne" => Ok(Expr::cust(TRUE)),
+                _ => Ok(Expr::cust(UNKNOWN)),
+            };
+        }
         let op = match operator {
             "eq" => BinOper::Equal,
             "ne" => BinOper::NotEqual,
@@ -390,6 +520,13 @@ impl PlanToSql {
         match other {
             Operand::Variable(other_name) => {
                 let right = self.column_of(other_name, used)?;
+                if equality && (column.role == Role::Element || right.role == Role::Element) {
+                    return self.item_equality(operator, column, right).ok_or_else(|| {
+                        bad(format!(
+                            "{name} and {other_name} are not columns of comparable types"
+                        ))
+                    });
+                }
                 let kind = match (column.ty, right.ty) {
                     (None, None) => None,
                     (Some(a), Some(b)) if kind_of(a).is_some() && kind_of(a) == kind_of(b) => {
@@ -488,6 +625,53 @@ impl PlanToSql {
         }
     }
 
+    /// `item == column` (or `!=`) in a lambda, exact in three values: a
+    /// null (an explicit null item or row column) equals only null, a
+    /// value of another type is never equal, an omitted attribute is an
+    /// error. `None` when a side has no comparable declared type.
+    fn item_equality(&self, operator: &str, a: &Column, b: &Column) -> Option<SimpleExpr> {
+        let (ka, kb) = (kind_of(a.ty?)?, kind_of(b.ty?)?);
+        let ne = operator == "ne";
+        let konst = |v: bool| Expr::cust(if v { TRUE } else { FALSE });
+        let both_present = if ka == kb {
+            let mut expr = self.lhs(&a.column, Some(ka)).binary(
+                if ne {
+                    BinOper::NotEqual
+                } else {
+                    BinOper::Equal
+                },
+                self.lhs(&b.column, Some(ka)),
+            );
+            if self.dialect == Dialect::Postgres && !ne {
+                for c in [a, b] {
+                    if c.ty == Some(ColumnType::Double) {
+                        expr = expr.and(not_nan(&c.column));
+                    }
+                }
+            }
+            expr
+        } else {
+            konst(ne)
+        };
+        let null = |c: &Column| Expr::col(c.column.clone()).is_null();
+        let mut case = None::<sea_query::CaseStatement>;
+        let mut when = |cond: SimpleExpr, then: SimpleExpr| {
+            case = Some(match case.take() {
+                None => Expr::case(cond, then),
+                Some(c) => c.case(cond, then),
+            });
+        };
+        for c in [a, b] {
+            if c.null_as == NullAs::Omitted {
+                when(null(c), Expr::cust(UNKNOWN));
+            }
+        }
+        // Both explicit nulls are equal; one alone is not.
+        when(null(a).and(null(b)), konst(!ne));
+        when(null(a).or(null(b)), konst(ne));
+        Some(case?.finally(both_present).into())
+    }
+
     /// `in(column, [constants])`: equality with any item, as CEL's `in`.
     fn membership(
         &self,
@@ -499,6 +683,16 @@ impl PlanToSql {
             operator: "in".into(),
             detail,
         };
+        if column.role == Role::Opaque {
+            // A JSON array or object item is none of the scalars.
+            if let Some(item) = items
+                .iter()
+                .find(|i| matches!(i, AttrValue::List(_) | AttrValue::Map(_)))
+            {
+                return Err(bad(format!("{item} is not a scalar")));
+            }
+            return Ok(Expr::cust(FALSE));
+        }
         let column_kind = match column.ty {
             None => None,
             Some(ty) => Some(kind_of(ty).ok_or_else(|| {
@@ -622,13 +816,18 @@ impl PlanToSql {
                 // match.
                 let bytes = needle.len() as i64;
                 Ok(Present::Expr(match operator {
+                    // substr() of an empty BLOB is NULL, not empty: ""
+                    // starts and ends with no non-empty needle (a NULL
+                    // column stays NULL).
                     "startsWith" => self.cust(
-                        "substr(CAST(? AS BLOB), 1, ?) = CAST(? AS BLOB)",
-                        [col(), Expr::val(bytes).into(), needle_value()],
+                        "CASE WHEN CAST(? AS BLOB) = X'' THEN 1 = 0 \
+                         ELSE substr(CAST(? AS BLOB), 1, ?) = CAST(? AS BLOB) END",
+                        [col(), col(), Expr::val(bytes).into(), needle_value()],
                     ),
                     "endsWith" => self.cust(
-                        "substr(CAST(? AS BLOB), ?) = CAST(? AS BLOB)",
-                        [col(), Expr::val(-bytes).into(), needle_value()],
+                        "CASE WHEN CAST(? AS BLOB) = X'' THEN 1 = 0 \
+                         ELSE substr(CAST(? AS BLOB), ?) = CAST(? AS BLOB) END",
+                        [col(), col(), Expr::val(-bytes).into(), needle_value()],
                     ),
                     _ => self.cust(
                         "instr(CAST(? AS BLOB), CAST(? AS BLOB)) > 0",
@@ -665,6 +864,27 @@ impl PlanToSql {
     }
 }
 
+/// The variable of the lambdas built for `in` and `hasIntersection`.
+const ITEM_VAR: &str = "cerbos.item";
+
+fn item_var() -> Operand {
+    Operand::Variable(ITEM_VAR.to_owned())
+}
+
+fn op2(operator: &str, left: Operand, right: Operand) -> Operand {
+    Operand::Expression(Expression {
+        operator: operator.to_owned(),
+        operands: vec![left, right],
+    })
+}
+
+fn lambda(body: Operand) -> Operand {
+    Operand::Expression(Expression {
+        operator: "lambda".to_owned(),
+        operands: vec![body, item_var()],
+    })
+}
+
 const FALSE: &str = "1 = 0";
 const TRUE: &str = "1 = 1";
 /// An evaluation error for every row: unknown, also under NOT.
@@ -683,7 +903,7 @@ fn kind_of(ty: ColumnType) -> Option<Kind> {
         ColumnType::String => Some(Kind::String),
         ColumnType::Integer | ColumnType::Double => Some(Kind::Number),
         ColumnType::Bool => Some(Kind::Bool),
-        ColumnType::Timestamp | ColumnType::Json => None,
+        ColumnType::Timestamp | ColumnType::Json | ColumnType::List(_) => None,
     }
 }
 

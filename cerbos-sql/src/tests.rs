@@ -302,11 +302,11 @@ fn string_functions_are_exact_and_case_sensitive() {
     let w = |o: &str| where_of(Dialect::Sqlite, op(o, vec![var("title"), needle()]));
     assert_eq!(
         w("startsWith"),
-        r#"substr(CAST("t"."title" AS BLOB), 1, ?) = CAST(? AS BLOB)"#
+        r#"CASE WHEN CAST("t"."title" AS BLOB) = X'' THEN 1 = 0 ELSE substr(CAST("t"."title" AS BLOB), 1, ?) = CAST(? AS BLOB) END"#
     );
     assert_eq!(
         w("endsWith"),
-        r#"substr(CAST("t"."title" AS BLOB), ?) = CAST(? AS BLOB)"#
+        r#"CASE WHEN CAST("t"."title" AS BLOB) = X'' THEN 1 = 0 ELSE substr(CAST("t"."title" AS BLOB), ?) = CAST(? AS BLOB) END"#
     );
     assert_eq!(
         w("contains"),
@@ -460,4 +460,317 @@ fn translators_and_filters_can_be_shared_across_threads() {
     send_sync::<PlanToSql>();
     send_sync::<Filter>();
     send_sync::<Error>();
+}
+
+fn list_sql(dialect: Dialect) -> PlanToSql {
+    let t = || Alias::new("t");
+    let col = |name: &str| (t(), Alias::new(name));
+    let attr = |name: &str| format!("request.resource.attr.{name}");
+    PlanToSql::new(dialect)
+        .column(attr("a"), Column::string(col("a")))
+        .column(attr("tags"), Column::string_list(col("tags")))
+        .column(attr("nums"), Column::number_list(col("nums")))
+        .column(
+            attr("members"),
+            Column::related_list(
+                ElementType::String,
+                Relation::new(
+                    Alias::new("member"),
+                    (Alias::new("member"), Alias::new("item_id")),
+                    col("id"),
+                    (Alias::new("member"), Alias::new("name")),
+                ),
+            ),
+        )
+}
+
+fn list_where(dialect: Dialect, condition: Operand) -> (String, Vec<sea_query::Value>) {
+    let filter = list_sql(dialect)
+        .filter(&PlanFilter::Conditional(condition))
+        .unwrap();
+    let mut query = Query::select();
+    query.column(Alias::new("id")).from(Alias::new("t"));
+    filter.apply(&mut query);
+    let (sql, values) = match dialect {
+        Dialect::Sqlite => query.build(SqliteQueryBuilder),
+        Dialect::Postgres => query.build(PostgresQueryBuilder),
+        Dialect::MySql => query.build(MysqlQueryBuilder),
+    };
+    let sql = sql
+        .strip_prefix(r#"SELECT "id" FROM "t" WHERE "#)
+        .unwrap_or(&sql)
+        .to_owned();
+    (sql, values.0)
+}
+
+fn list_refused(condition: Operand) -> String {
+    list_sql(Dialect::Sqlite)
+        .filter(&PlanFilter::Conditional(condition))
+        .unwrap_err()
+        .to_string()
+}
+
+fn lambda_of(body: Operand) -> Operand {
+    op("lambda", vec![body, Operand::Variable("t".into())])
+}
+
+fn item() -> Operand {
+    Operand::Variable("t".into())
+}
+
+#[test]
+fn list_membership_reads_typed_items() {
+    let (sql, values) = list_where(
+        Dialect::Sqlite,
+        op("in", vec![val("a".into()), var("tags")]),
+    );
+    // NULL and non-arrays are unknown; items are typed by their JSON type.
+    assert!(
+        sql.starts_with(
+            r#"((CASE WHEN json_type("t"."tags") = 'array' THEN (SELECT CASE WHEN MAX("x") = 1"#
+        ),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"FROM json_each("t"."tags")) AS "cerbos_e""#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"("cerbos_e"."s" COLLATE BINARY) = ?"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"WHEN "type" IN ('integer', 'real')"#),
+        "{sql}"
+    );
+    assert!(!sql.contains("'a'"), "bound, never inlined: {sql}");
+    assert!(values.contains(&"a".into()), "{values:?}");
+
+    let (sql, _) = list_where(
+        Dialect::Postgres,
+        op("in", vec![val("a".into()), var("tags")]),
+    );
+    assert!(
+        sql.starts_with(r#"((CASE WHEN jsonb_typeof(CAST("t"."tags" AS jsonb)) = 'array'"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"FROM jsonb_array_elements(CAST("t"."tags" AS jsonb)) AS "cerbos_a"("j")"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"("cerbos_e"."s" COLLATE "C") = $1"#),
+        "{sql}"
+    );
+
+    // hasIntersection either way round, and a column in a list.
+    for condition in [
+        op(
+            "hasIntersection",
+            vec![var("tags"), val(serde_json::json!(["a", "b"]))],
+        ),
+        op(
+            "hasIntersection",
+            vec![val(serde_json::json!(["a", "b"])), var("tags")],
+        ),
+        op("in", vec![var("a"), var("tags")]),
+    ] {
+        let (sql, _) = list_where(Dialect::Sqlite, condition);
+        assert!(sql.contains("json_each"), "{sql}");
+    }
+}
+
+#[test]
+fn list_sizes_compare_as_cel_ints() {
+    let size = || op("size", vec![var("tags")]);
+    assert_eq!(
+        list_where(Dialect::Sqlite, op("gt", vec![size(), val(1.into())])).0,
+        r#"((CASE WHEN json_type("t"."tags") = 'array' THEN json_array_length("t"."tags") END)) > ?"#
+    );
+    // Mirrored.
+    assert_eq!(
+        list_where(Dialect::Postgres, op("lt", vec![val(1.into()), size()])).0,
+        r#"((CASE WHEN jsonb_typeof(CAST("t"."tags" AS jsonb)) = 'array' THEN jsonb_array_length(CAST("t"."tags" AS jsonb)) END)) > $1"#
+    );
+    // A string is never equal to a size, and not ordered with it.
+    assert_eq!(
+        list_where(Dialect::Sqlite, op("ne", vec![size(), val("1".into())])).0,
+        r#"(CASE WHEN (((CASE WHEN json_type("t"."tags") = 'array' THEN json_array_length("t"."tags") END)) IS NULL) THEN NULL ELSE 1 = 1 END)"#
+    );
+    assert_eq!(
+        list_where(Dialect::Sqlite, op("lt", vec![size(), val("1".into())])).0,
+        "NULL"
+    );
+    // A relation counts its rows.
+    assert!(
+        list_where(
+            Dialect::Sqlite,
+            op("ge", vec![op("size", vec![var("members")]), val(2.into())])
+        )
+        .0
+        .contains(r#"FROM "member" WHERE "member"."item_id" = "t"."id""#)
+    );
+}
+
+#[test]
+fn collection_macros_fold_as_cel() {
+    let starts = || lambda_of(op("startsWith", vec![item(), val("a".into())]));
+    let (exists, _) = list_where(Dialect::Sqlite, op("exists", vec![var("tags"), starts()]));
+    assert!(
+        exists.contains(
+            r#"CASE WHEN MAX("x") = 1 THEN 1 WHEN COUNT(*) > COUNT("x") THEN NULL ELSE 0 END"#
+        ),
+        "{exists}"
+    );
+    // An item of another JSON type is an error for startsWith; a nested
+    // array or object too.
+    assert!(
+        exists.contains("WHEN 'n' THEN NULL WHEN 'b' THEN NULL"),
+        "{exists}"
+    );
+    assert!(exists.contains("WHEN 'o' THEN NULL END"), "{exists}");
+    let (all, _) = list_where(Dialect::Sqlite, op("all", vec![var("tags"), starts()]));
+    assert!(all.contains(r#"WHEN MIN("x") = 0 THEN 0"#), "{all}");
+    let (one, _) = list_where(
+        Dialect::Sqlite,
+        op("exists_one", vec![var("tags"), starts()]),
+    );
+    assert!(
+        one.contains(
+            r#"CASE WHEN COUNT(*) > COUNT("x") THEN NULL WHEN SUM("x") = 1 THEN 1 ELSE 0 END"#
+        ),
+        "{one}"
+    );
+    let (filter, _) = list_where(
+        Dialect::Postgres,
+        op(
+            "ge",
+            vec![
+                op("size", vec![op("filter", vec![var("tags"), starts()])]),
+                val(2.into()),
+            ],
+        ),
+    );
+    assert!(filter.contains("COALESCE(SUM(\"x\"), 0)"), "{filter}");
+    // `t == "a"` on a number item is false, not an error.
+    let (eq, _) = list_where(
+        Dialect::Sqlite,
+        op(
+            "exists",
+            vec![
+                var("tags"),
+                lambda_of(op("eq", vec![item(), val("a".into())])),
+            ],
+        ),
+    );
+    assert!(
+        eq.contains("WHEN 'n' THEN CASE CAST((1 = 0) AS boolean)"),
+        "{eq}"
+    );
+    // A relation: a correlated subquery, no join; PostgreSQL types the
+    // unused item columns.
+    let (members, _) = list_where(
+        Dialect::Postgres,
+        op("exists", vec![var("members"), starts()]),
+    );
+    assert!(
+        members.contains(
+            r#"(SELECT "member"."name" AS "s", NULL::float8 AS "n", NULL::boolean AS "b", CASE WHEN "member"."name" IS NULL THEN 'z' ELSE 's' END AS "t" FROM "member" WHERE "member"."item_id" = "t"."id") AS "cerbos_e""#
+        ),
+        "{members}"
+    );
+    assert!(!members.contains("JOIN"), "{members}");
+}
+
+#[test]
+fn unsupported_list_shapes_are_refused_by_name() {
+    let fails = |condition: Operand, needle: &str| {
+        let err = list_refused(condition);
+        assert!(err.contains(needle), "{err}");
+    };
+    let eq_a = || lambda_of(op("eq", vec![item(), val("a".into())]));
+    fails(
+        op(
+            "in",
+            vec![
+                val("A".into()),
+                op(
+                    "map",
+                    vec![var("tags"), lambda_of(op("upperAscii", vec![item()]))],
+                ),
+            ],
+        ),
+        "\"map\"",
+    );
+    fails(
+        op(
+            "eq",
+            vec![
+                op(
+                    "size",
+                    vec![op(
+                        "except",
+                        vec![var("tags"), val(serde_json::json!(["a"]))],
+                    )],
+                ),
+                val(0.into()),
+            ],
+        ),
+        "except",
+    );
+    fails(
+        op("eq", vec![var("tags"), val(serde_json::json!(["a"]))]),
+        "not a scalar",
+    );
+    fails(op("eq", vec![var("members"), null()]), "relation");
+    fails(
+        op(
+            "exists",
+            vec![
+                var("tags"),
+                lambda_of(op("exists", vec![var("nums"), eq_a()])),
+            ],
+        ),
+        "nested",
+    );
+    fails(op("exists", vec![var("a"), eq_a()]), "not a list column");
+    fails(
+        op("exists", vec![var("tags"), val(1.into())]),
+        "not a lambda",
+    );
+    fails(
+        op("exists", vec![var("nope"), eq_a()]),
+        "request.resource.attr.nope",
+    );
+    fails(
+        op(
+            "exists",
+            vec![
+                var("tags"),
+                lambda_of(op("add", vec![item(), val(1.into())])),
+            ],
+        ),
+        "\"add\"",
+    );
+    fails(
+        op("hasIntersection", vec![var("tags"), var("nums")]),
+        "hasIntersection",
+    );
+    fails(
+        op("eq", vec![op("size", vec![var("tags")]), var("a")]),
+        "only constants",
+    );
+    fails(op("size", vec![var("a")]), "\"size\"");
+    let mysql = PlanToSql::new(Dialect::MySql).column(
+        "request.resource.attr.tags",
+        Column::string_list(Alias::new("tags")),
+    );
+    let err = mysql
+        .filter(&PlanFilter::Conditional(op(
+            "in",
+            vec![val("a".into()), var("tags")],
+        )))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("MySQL"), "{err}");
 }
