@@ -176,19 +176,10 @@ impl CheckResources {
     }
 
     /// Splits the request into wire requests within the limits. Also
-    /// returns what every entry asked (kind, id, actions), to verify the
-    /// answers with.
-    pub(crate) fn into_wire(self, request_id: &str, limits: Limits) -> (Vec<Batch>, Vec<Expected>) {
-        let expected = self
-            .entries
-            .iter()
-            .map(|e| Expected {
-                kind: e.resource.kind().to_owned(),
-                id: e.resource.id().to_owned(),
-                actions: e.actions.clone(),
-            })
-            .collect();
-        (self.into_batches(request_id, limits), expected)
+    /// returns the number of entries, to reassemble the answers into.
+    pub(crate) fn into_wire(self, request_id: &str, limits: Limits) -> (Vec<Batch>, usize) {
+        let entries = self.entries.len();
+        (self.into_batches(request_id, limits), entries)
     }
 
     fn into_batches(self, request_id: &str, limits: Limits) -> Vec<Batch> {
@@ -311,74 +302,62 @@ pub(crate) fn plan_batches<'a>(
     batches
 }
 
-/// What an entry asked about: the resource and the actions.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Expected {
-    pub(crate) kind: String,
-    pub(crate) id: String,
-    pub(crate) actions: Vec<String>,
-}
-
 /// `true` if `answered` holds an effect for exactly the actions of `asked`
 /// (which may name an action twice): none missing, none extra.
 fn answers_exactly(asked: &[String], answered: &std::collections::HashMap<String, i32>) -> bool {
+    if answered.len() > asked.len() || !asked.iter().all(|a| answered.contains_key(a)) {
+        return false;
+    }
+    // Every asked action is answered; no other one is if the answer has as
+    // many keys as `asked` has distinct actions.
     let distinct = asked
         .iter()
         .enumerate()
         .filter(|(i, action)| !asked[..*i].contains(action))
         .count();
-    answered.len() == distinct && asked.iter().all(|a| answered.contains_key(a))
+    answered.len() == distinct
 }
 
 /// Reassembles the answers to the batches (in batch order) into one result
-/// per original entry, checking that every answer is for the resource and
-/// exactly the actions its batch asked about: an extra, missing,
-/// duplicated or reordered result, or an effect for an action nobody asked
-/// about in that batch, makes the whole answer malformed (fail closed).
+/// per original entry (`entries` of them), checking every result against
+/// the wire request it answers: the resource and exactly the actions that
+/// request asked about. An extra, missing, duplicated or reordered result,
+/// or an effect for an action nobody asked about in that call, makes the
+/// whole answer malformed (fail closed).
 pub(crate) fn reassemble(
-    expected: &[Expected],
-    answers: Vec<(Vec<Piece>, response::CheckResourcesResponse)>,
+    entries: usize,
+    answers: Vec<(Batch, response::CheckResourcesResponse)>,
 ) -> Result<CheckResourcesResponse> {
-    let mut results: Vec<Option<ResourceResult>> = expected.iter().map(|_| None).collect();
-    let mut request_id = String::new();
     let mut cerbos_call_ids = Vec::with_capacity(answers.len());
-    for (pieces, answer) in answers {
-        if answer.results.len() != pieces.len() {
-            return Err(Error::MalformedResponse(format!(
-                "asked about {} resources, got {} results",
-                pieces.len(),
-                answer.results.len()
-            )));
-        }
+    // The common case: one call with every entry whole and in order.
+    if let [(batch, _)] = answers.as_slice()
+        && batch.pieces.len() == entries
+        && batch.pieces.iter().enumerate().all(|(i, p)| p.entry == i)
+    {
+        let Some((batch, answer)) = answers.into_iter().next() else {
+            return Err(Error::MalformedResponse("no answer".to_owned()));
+        };
+        verify(&batch, &answer)?;
+        cerbos_call_ids.push(answer.cerbos_call_id);
+        return Ok(CheckResourcesResponse {
+            request_id: answer.request_id,
+            results: answer
+                .results
+                .into_iter()
+                .map(|inner| ResourceResult { inner })
+                .collect(),
+            cerbos_call_ids,
+        });
+    }
+    let mut results: Vec<Option<ResourceResult>> = (0..entries).map(|_| None).collect();
+    let mut request_id = String::new();
+    for (batch, answer) in answers {
+        verify(&batch, &answer)?;
         if request_id.is_empty() {
             request_id = answer.request_id;
         }
         cerbos_call_ids.push(answer.cerbos_call_id);
-        for (piece, entry) in pieces.into_iter().zip(answer.results) {
-            let Some(asked) = expected.get(piece.entry) else {
-                return Err(Error::MalformedResponse(
-                    "result for an unknown entry".to_owned(),
-                ));
-            };
-            let same = entry
-                .resource
-                .as_ref()
-                .is_some_and(|got| got.kind == asked.kind && got.id == asked.id);
-            if !same {
-                return Err(Error::MalformedResponse(format!(
-                    "result #{} is not for the resource asked about",
-                    piece.entry
-                )));
-            }
-            let asked_actions = asked.actions.get(piece.actions.clone()).unwrap_or_default();
-            if !answers_exactly(asked_actions, &entry.actions) {
-                return Err(Error::MalformedResponse(format!(
-                    "result #{} does not answer exactly the {} actions asked ({} answered)",
-                    piece.entry,
-                    asked_actions.len(),
-                    entry.actions.len()
-                )));
-            }
+        for (piece, entry) in batch.pieces.iter().zip(answer.results) {
             let slot = results.get_mut(piece.entry).ok_or_else(|| {
                 Error::MalformedResponse("result for an unknown entry".to_owned())
             })?;
@@ -397,6 +376,41 @@ pub(crate) fn reassemble(
         results,
         cerbos_call_ids,
     })
+}
+
+/// Checks an answer against the call it answers: one result per resource
+/// entry of the call, in order, each for that entry's resource and exactly
+/// its actions.
+fn verify(batch: &Batch, answer: &response::CheckResourcesResponse) -> Result<()> {
+    let asked = &batch.request.resources;
+    if answer.results.len() != asked.len() {
+        return Err(Error::MalformedResponse(format!(
+            "asked about {} resources, got {} results",
+            asked.len(),
+            answer.results.len()
+        )));
+    }
+    for ((piece, asked), result) in batch.pieces.iter().zip(asked).zip(&answer.results) {
+        let same = match (&result.resource, &asked.resource) {
+            (Some(got), Some(asked)) => got.kind == asked.kind && got.id == asked.id,
+            _ => false,
+        };
+        if !same {
+            return Err(Error::MalformedResponse(format!(
+                "result #{} is not for the resource asked about",
+                piece.entry
+            )));
+        }
+        if !answers_exactly(&asked.actions, &result.actions) {
+            return Err(Error::MalformedResponse(format!(
+                "result #{} does not answer exactly the {} actions asked ({} answered)",
+                piece.entry,
+                asked.actions.len(),
+                result.actions.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The PDP's answer to a [`CheckResources`] request: one [`ResourceResult`]
@@ -669,12 +683,22 @@ mod tests {
         }
     }
 
-    fn expected(id: &str, actions: &[&str]) -> Expected {
-        Expected {
-            kind: "doc".into(),
-            id: id.into(),
-            actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+    /// The wire batches for entries `(id, actions)` of kind `doc`, at most
+    /// `max_resources` per call and `max_actions` per entry.
+    fn wire(
+        entries: &[(&str, &[&str])],
+        max_resources: usize,
+        max_actions: usize,
+    ) -> (Vec<Batch>, usize) {
+        let mut request = CheckResources::new(Principal::new("u", ["user"]));
+        for (id, actions) in entries {
+            request.push(Resource::new("doc", *id), actions.iter().copied());
         }
+        let limits = Limits {
+            max_resources_per_request: max_resources,
+            max_actions_per_resource: max_actions,
+        };
+        request.into_wire("r", limits)
     }
 
     fn answer(results: &[(&str, &[(&str, i32)])]) -> response::CheckResourcesResponse {
@@ -696,82 +720,92 @@ mod tests {
         }
     }
 
-    fn piece(entry: usize, actions: Range<usize>) -> Piece {
-        Piece { entry, actions }
+    /// Reassembles `answers`, one per batch of `wire`.
+    fn reassembled(
+        (batches, entries): (Vec<Batch>, usize),
+        answers: Vec<response::CheckResourcesResponse>,
+    ) -> Result<CheckResourcesResponse> {
+        assert_eq!(batches.len(), answers.len(), "one answer per call");
+        reassemble(entries, batches.into_iter().zip(answers).collect())
     }
 
+    fn malformed(result: Result<CheckResourcesResponse>) -> bool {
+        matches!(result, Err(Error::MalformedResponse(_)))
+    }
+
+    const ALLOW: i32 = 1;
+    const DENY: i32 = 2;
+
     #[test]
-    fn an_answer_names_exactly_the_actions_its_chunk_asked() {
-        const ALLOW: i32 = 1;
-        const DENY: i32 = 2;
-        // One entry with two actions split over two chunks: `read` in the
-        // first, `write` in the second.
-        let asked = [expected("1", &["read", "write"])];
-        let chunks = |first: &[(&str, i32)], second: &[(&str, i32)]| {
-            vec![
-                (vec![piece(0, 0..1)], answer(&[("1", first)])),
-                (vec![piece(0, 1..2)], answer(&[("1", second)])),
-            ]
+    fn an_answer_names_exactly_the_actions_its_piece_asked() {
+        // One entry with two actions in two pieces (one action each), in
+        // one call: `read` in the first piece, `write` in the second.
+        let asked = || wire(&[("1", &["read", "write"])], 50, 1);
+        let pieces = |first: &[(&str, i32)], second: &[(&str, i32)]| {
+            vec![answer(&[("1", first), ("1", second)])]
         };
-        let ok = reassemble(&asked, chunks(&[("read", DENY)], &[("write", ALLOW)])).unwrap();
+        let ok = reassembled(asked(), pieces(&[("read", DENY)], &[("write", ALLOW)])).unwrap();
         assert!(!ok.results()[0].is_allowed("read"));
         assert!(ok.results()[0].is_allowed("write"));
 
-        // A lying second chunk adds `read: ALLOW`, which it was not asked:
-        // it must not override the first chunk's DENY.
-        let extra = chunks(&[("read", DENY)], &[("write", ALLOW), ("read", ALLOW)]);
-        assert!(matches!(
-            reassemble(&asked, extra),
-            Err(Error::MalformedResponse(_))
-        ));
+        // A lying second piece adds `read: ALLOW`, which it was not asked:
+        // it must not override the first piece's DENY.
+        let extra = pieces(&[("read", DENY)], &[("write", ALLOW), ("read", ALLOW)]);
+        assert!(malformed(reassembled(asked(), extra)));
         // Missing, renamed and empty answers are malformed too.
         for bad in [
-            chunks(&[], &[("write", ALLOW)]),
-            chunks(&[("reed", ALLOW)], &[("write", ALLOW)]),
-            chunks(&[("read", ALLOW)], &[]),
+            pieces(&[], &[("write", ALLOW)]),
+            pieces(&[("reed", ALLOW)], &[("write", ALLOW)]),
+            pieces(&[("read", ALLOW)], &[]),
         ] {
-            assert!(matches!(
-                reassemble(&asked, bad),
-                Err(Error::MalformedResponse(_))
-            ));
+            assert!(malformed(reassembled(asked(), bad)));
         }
+        // The same across calls (one piece per call).
+        let calls = || wire(&[("1", &["read", "write"])], 1, 1);
+        let ok = vec![
+            answer(&[("1", &[("read", DENY)])]),
+            answer(&[("1", &[("write", ALLOW)])]),
+        ];
+        assert!(reassembled(calls(), ok).is_ok());
+        let lie = vec![
+            answer(&[("1", &[("read", DENY)])]),
+            answer(&[("1", &[("write", ALLOW), ("read", ALLOW)])]),
+        ];
+        assert!(malformed(reassembled(calls(), lie)));
     }
 
     #[test]
     fn an_action_asked_twice_must_get_one_effect() {
-        const ALLOW: i32 = 1;
-        const DENY: i32 = 2;
-        // `read` asked twice, once in each chunk.
-        let asked = [expected("1", &["read", "read"])];
-        let chunks = |first: i32, second: i32| {
-            vec![
-                (vec![piece(0, 0..1)], answer(&[("1", &[("read", first)])])),
-                (vec![piece(0, 1..2)], answer(&[("1", &[("read", second)])])),
-            ]
+        // `read` asked twice, once in each piece.
+        let asked = || wire(&[("1", &["read", "read"])], 50, 1);
+        let pieces = |first: i32, second: i32| {
+            vec![answer(&[
+                ("1", &[("read", first)]),
+                ("1", &[("read", second)]),
+            ])]
         };
         assert!(
-            reassemble(&asked, chunks(ALLOW, ALLOW))
+            reassembled(asked(), pieces(ALLOW, ALLOW))
                 .unwrap()
                 .all_allowed()
         );
         for (a, b) in [(DENY, ALLOW), (ALLOW, DENY)] {
-            assert!(matches!(
-                reassemble(&asked, chunks(a, b)),
-                Err(Error::MalformedResponse(_))
-            ));
+            assert!(malformed(reassembled(asked(), pieces(a, b))));
         }
-        // In one chunk, the one answer for a duplicated action is enough.
-        let one = vec![(vec![piece(0, 0..2)], answer(&[("1", &[("read", ALLOW)])]))];
-        assert!(reassemble(&asked, one).unwrap().all_allowed());
+        // In one piece, the one answer for a duplicated action is enough,
+        // and another action is still an extra one.
+        let whole = || wire(&[("1", &["read", "read"])], 50, 50);
+        let one = vec![answer(&[("1", &[("read", ALLOW)])])];
+        assert!(reassembled(whole(), one).unwrap().all_allowed());
+        let extra = vec![answer(&[("1", &[("read", ALLOW), ("delete", ALLOW)])])];
+        assert!(malformed(reassembled(whole(), extra)));
     }
 
     #[test]
     fn reordered_extra_or_missing_results_are_malformed() {
-        const ALLOW: i32 = 1;
-        let asked = [expected("1", &["read"]), expected("2", &["read"])];
-        let pieces = vec![piece(0, 0..1), piece(1, 0..1)];
+        let asked = || wire(&[("1", &["read"]), ("2", &["read"])], 50, 50);
         let good = answer(&[("1", &[("read", ALLOW)]), ("2", &[("read", ALLOW)])]);
-        assert!(reassemble(&asked, vec![(pieces.clone(), good)]).is_ok());
+        assert!(reassembled(asked(), vec![good]).is_ok());
         for bad in [
             answer(&[("2", &[("read", ALLOW)]), ("1", &[("read", ALLOW)])]),
             answer(&[("1", &[("read", ALLOW)])]),
@@ -782,10 +816,7 @@ mod tests {
             ]),
             answer(&[("1", &[("read", ALLOW)]), ("1", &[("read", ALLOW)])]),
         ] {
-            assert!(matches!(
-                reassemble(&asked, vec![(pieces.clone(), bad)]),
-                Err(Error::MalformedResponse(_))
-            ));
+            assert!(malformed(reassembled(asked(), vec![bad])));
         }
     }
 

@@ -428,19 +428,22 @@ impl Client {
             Some(id) => id,
             None => request_id::next(),
         };
-        let (batches, expected) = request.into_wire(&request_id, self.config.limits);
+        let (batches, entries) = request.into_wire(&request_id, self.config.limits);
         let answers = match <[Batch; 1]>::try_from(batches) {
             // The common case, one call: no join.
-            Ok([batch]) => vec![(batch.pieces, self.check_batch(&batch.request).await?)],
+            Ok([batch]) => {
+                let answer = self.check_batch(&batch.request).await?;
+                vec![(batch, answer)]
+            }
             Err(batches) => {
                 try_join_all(batches.into_iter().map(|batch| async move {
                     let answer = self.check_batch(&batch.request).await?;
-                    Ok::<_, Error>((batch.pieces, answer))
+                    Ok::<_, Error>((batch, answer))
                 }))
                 .await?
             }
         };
-        check::reassemble(&expected, answers)
+        check::reassemble(entries, answers)
     }
 
     async fn check_batch(

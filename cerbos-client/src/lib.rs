@@ -19,7 +19,7 @@ pub use check::{CheckResources, CheckResourcesResponse, Effect, ResourceEntry, R
 pub use client::TlsConfig;
 #[cfg(feature = "grpc")]
 pub use client::{Client, ClientBuilder, HealthStatus, RetryPolicy, ServerInfo};
-pub use error::{Error, GrpcCode, Result};
+pub use error::{Error, ErrorMessage, GrpcCode, Result};
 pub use extract::MissingAuthorization;
 pub use model::{AttrValue, AuxData, InexactNumber, Principal, Resource};
 pub use plan::{Expression, Operand, PlanFilter, PlanResources, PlanResourcesResponse};
