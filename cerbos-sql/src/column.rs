@@ -59,33 +59,34 @@ pub enum ElementType {
 }
 
 /// A to-many relation that holds a list attribute: the list is the
-/// `element` column of the rows of `table` whose `foreign_key` equals
-/// the filtered row's `key`, with duplicates, in any order (CEL's list
-/// functions ignore order). An empty relation is the empty list; NULL
-/// elements are explicit nulls. See [`Column::related_list`].
+/// `element` column of the rows of `table` whose `foreign_key` column
+/// equals the filtered row's `key`, with duplicates, in any order (CEL's
+/// list functions ignore order). An empty relation is the empty list;
+/// NULL elements are explicit nulls. See [`Column::related_list`].
 #[derive(Clone, Debug)]
 pub struct Relation {
     pub(crate) table: DynIden,
-    pub(crate) foreign_key: ColumnRef,
+    pub(crate) foreign_key: DynIden,
     pub(crate) key: ColumnRef,
-    pub(crate) element: ColumnRef,
+    pub(crate) element: DynIden,
 }
 
 impl Relation {
-    /// The rows of `table` whose `foreign_key` (a column of `table`)
-    /// equals `key` (a column of the filtered row); their `element`
-    /// column (of `table`) is the list.
+    /// The rows of `table` whose column `foreign_key` equals `key`; their
+    /// column `element` is the list. `key` is a column of the filtered
+    /// row and must name its table (`(table, column)`): a bare name would
+    /// be read from `table` inside the subquery, and is refused.
     pub fn new(
         table: impl IntoIden,
-        foreign_key: impl IntoColumnRef,
+        foreign_key: impl IntoIden,
         key: impl IntoColumnRef,
-        element: impl IntoColumnRef,
+        element: impl IntoIden,
     ) -> Self {
         Relation {
             table: table.into_iden(),
-            foreign_key: foreign_key.into_column_ref(),
+            foreign_key: foreign_key.into_iden(),
             key: key.into_column_ref(),
-            element: element.into_column_ref(),
+            element: element.into_iden(),
         }
     }
 }

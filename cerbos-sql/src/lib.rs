@@ -343,13 +343,31 @@ impl PlanToSql {
                         "only `constant in list` and `column in list` are supported",
                     ));
                 }
-                self.fold(
+                let folded = self.fold(
                     Fold::Exists,
                     list,
                     &lambda(op2("eq", item_var(), item.clone())),
                     used,
-                )
-                .map(|x| Cond::all().add(x))
+                )?;
+                // Unlike the lambda's body, `x` is evaluated even for an
+                // empty list: a missing attribute is an error there.
+                let folded = match item {
+                    Operand::Variable(name) => {
+                        let column = self.column_of(name, used)?;
+                        if column.null_as == NullAs::Omitted {
+                            Expr::case(
+                                Expr::col(column.column.clone()).is_null(),
+                                Expr::cust(UNKNOWN),
+                            )
+                            .finally(folded)
+                            .into()
+                        } else {
+                            folded
+                        }
+                    }
+                    _ => folded,
+                };
+                Ok(Cond::all().add(folded))
             }
             // hasIntersection(list, [constants]), either way round: some
             // item is in the constants.

@@ -31,6 +31,8 @@ use crate::column::{ElementType, Role};
 const ITEMS: &str = "cerbos_e";
 /// The derived table of the per-item results.
 const FOLDED: &str = "cerbos_f";
+/// The related table of a to-many relation.
+const RELATED: &str = "cerbos_r";
 
 /// How the per-item results are folded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +127,16 @@ impl PlanToSql {
             )));
         }
         let column = self.column_of(name, used)?;
+        if let Some(relation) = &column.relation
+            && !matches!(
+                relation.key,
+                ColumnRef::TableColumn(..) | ColumnRef::SchemaTableColumn(..)
+            )
+        {
+            return Err(bad(format!(
+                "{name}: the key of its relation does not name its table"
+            )));
+        }
         match column.ty {
             Some(ColumnType::List(element)) => Ok((column.clone(), element)),
             other => Err(bad(format!(
@@ -310,14 +322,19 @@ impl PlanToSql {
                     (true, Kind::Number) => "NULL::float8",
                     (true, Kind::Bool) => "NULL::boolean",
                 };
+                // The related table under its own alias: never confused
+                // with a table of the filtered query.
+                let element = (Alias::new(RELATED), relation.element.clone()).into_column_ref();
+                let foreign_key =
+                    (Alias::new(RELATED), relation.foreign_key.clone()).into_column_ref();
                 sql.push("(SELECT ");
                 for kind in [Kind::String, Kind::Number, Kind::Bool] {
                     if kind == declared {
                         if postgres && kind == Kind::Number {
                             // float8, as a number item of a JSON list.
-                            sql.push("CAST(").col(&relation.element).push(" AS float8)");
+                            sql.push("CAST(").col(&element).push(" AS float8)");
                         } else {
-                            sql.col(&relation.element);
+                            sql.col(&element);
                         }
                     } else {
                         sql.push(typed_null(kind));
@@ -325,13 +342,15 @@ impl PlanToSql {
                     sql.push(" AS \"").push(kind_letter(kind)).push("\", ");
                 }
                 sql.push("CASE WHEN ")
-                    .col(&relation.element)
+                    .col(&element)
                     .push(" IS NULL THEN 'z' ELSE '")
                     .push(kind_letter(declared))
                     .push("' END AS \"t\" FROM ")
                     .push(&quoted(&relation.table.to_string()))
+                    .push(" AS ")
+                    .push(&quoted(RELATED))
                     .push(" WHERE ")
-                    .col(&relation.foreign_key)
+                    .col(&foreign_key)
                     .push(" = ")
                     .col(&relation.key)
                     .push(")");

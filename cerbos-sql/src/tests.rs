@@ -476,9 +476,9 @@ fn list_sql(dialect: Dialect) -> PlanToSql {
                 ElementType::String,
                 Relation::new(
                     Alias::new("member"),
-                    (Alias::new("member"), Alias::new("item_id")),
+                    Alias::new("item_id"),
                     col("id"),
-                    (Alias::new("member"), Alias::new("name")),
+                    Alias::new("name"),
                 ),
             ),
         )
@@ -581,6 +581,28 @@ fn list_membership_reads_typed_items() {
 }
 
 #[test]
+fn an_omitted_attribute_in_a_list_is_an_error_even_for_an_empty_list() {
+    let to_sql = list_sql(Dialect::Sqlite).column(
+        "request.resource.attr.o",
+        Column::string((Alias::new("t"), Alias::new("o"))).null_as(NullAs::Omitted),
+    );
+    let filter = to_sql
+        .filter(&PlanFilter::Conditional(op(
+            "in",
+            vec![var("o"), var("tags")],
+        )))
+        .unwrap();
+    let mut query = Query::select();
+    query.column(Alias::new("id")).from(Alias::new("t"));
+    filter.apply(&mut query);
+    let sql = query.to_string(SqliteQueryBuilder);
+    assert!(
+        sql.contains(r#"WHERE (CASE WHEN ("t"."o" IS NULL) THEN NULL ELSE ((CASE WHEN json_type"#),
+        "{sql}"
+    );
+}
+
+#[test]
 fn list_sizes_compare_as_cel_ints() {
     let size = || op("size", vec![var("tags")]);
     assert_eq!(
@@ -608,7 +630,7 @@ fn list_sizes_compare_as_cel_ints() {
             op("ge", vec![op("size", vec![var("members")]), val(2.into())])
         )
         .0
-        .contains(r#"FROM "member" WHERE "member"."item_id" = "t"."id""#)
+        .contains(r#"FROM "member" AS "cerbos_r" WHERE "cerbos_r"."item_id" = "t"."id""#)
     );
 }
 
@@ -675,7 +697,7 @@ fn collection_macros_fold_as_cel() {
     );
     assert!(
         members.contains(
-            r#"(SELECT "member"."name" AS "s", NULL::float8 AS "n", NULL::boolean AS "b", CASE WHEN "member"."name" IS NULL THEN 'z' ELSE 's' END AS "t" FROM "member" WHERE "member"."item_id" = "t"."id") AS "cerbos_e""#
+            r#"(SELECT "cerbos_r"."name" AS "s", NULL::float8 AS "n", NULL::boolean AS "b", CASE WHEN "cerbos_r"."name" IS NULL THEN 'z' ELSE 's' END AS "t" FROM "member" AS "cerbos_r" WHERE "cerbos_r"."item_id" = "t"."id") AS "cerbos_e""#
         ),
         "{members}"
     );
@@ -761,6 +783,28 @@ fn unsupported_list_shapes_are_refused_by_name() {
         "only constants",
     );
     fails(op("size", vec![var("a")]), "\"size\"");
+    // A relation key without its table would be read from the related
+    // table inside the subquery.
+    let bare = PlanToSql::new(Dialect::Sqlite).column(
+        "request.resource.attr.members",
+        Column::related_list(
+            ElementType::String,
+            Relation::new(
+                Alias::new("member"),
+                Alias::new("item_id"),
+                Alias::new("id"),
+                Alias::new("name"),
+            ),
+        ),
+    );
+    let err = bare
+        .filter(&PlanFilter::Conditional(op(
+            "in",
+            vec![val("a".into()), var("members")],
+        )))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not name its table"), "{err}");
     let mysql = PlanToSql::new(Dialect::MySql).column(
         "request.resource.attr.tags",
         Column::string_list(Alias::new("tags")),

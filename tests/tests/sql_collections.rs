@@ -110,15 +110,17 @@ fn member_lists() -> Vec<Vec<Option<&'static str>>> {
 }
 
 const XS: [Option<&str>; 5] = [Some("a"), Some("A"), Some(""), None, Some("b")];
+const YS: [Option<&str>; 4] = [Some("a"), None, Some("b"), Some("é")];
 const ROWS: usize = 120;
 
-/// One hostile row: id, tags, labels, nums, x, members.
+/// One hostile row: id, tags, labels, nums, x, y, members.
 struct Row {
     id: String,
     tags: Option<Value>,
     labels: Option<Value>,
     nums: Option<Value>,
     x: Option<&'static str>,
+    y: Option<&'static str>,
     members: Vec<Option<&'static str>>,
 }
 
@@ -131,6 +133,7 @@ fn rows() -> Vec<Row> {
             labels: tags[(i / 3 + 7) % tags.len()].clone(),
             nums: nums[i % nums.len()].clone(),
             x: XS[(i / 2) % XS.len()],
+            y: YS[(i / 4) % YS.len()],
             members: members[(i / 5) % members.len()].clone(),
         })
         .collect()
@@ -156,6 +159,9 @@ fn resource(row: &Row) -> Resource {
     // NullAs::Omitted: NULL is not sent.
     if let Some(labels) = &row.labels {
         resource = resource.with_attr("labels", AttrValue::from(labels.clone()));
+    }
+    if let Some(y) = row.y {
+        resource = resource.with_attr("y", y);
     }
     resource
 }
@@ -199,14 +205,18 @@ fn to_sql(dialect: Dialect) -> PlanToSql {
         )
         .column(attr("x"), Column::string((item(), Alias::new("x"))))
         .column(
+            attr("y"),
+            Column::string((item(), Alias::new("y"))).null_as(NullAs::Omitted),
+        )
+        .column(
             attr("members"),
             Column::related_list(
                 ElementType::String,
                 Relation::new(
                     member(),
-                    (member(), Alias::new("item_id")),
+                    Alias::new("item_id"),
                     (item(), Alias::new("id")),
-                    (member(), Alias::new("name")),
+                    Alias::new("name"),
                 ),
             ),
         )
@@ -251,20 +261,21 @@ impl Db for Sqlite {
 fn sqlite(rows: &[Row]) -> Sqlite {
     let db = rusqlite::Connection::open_in_memory().unwrap();
     db.execute_batch(
-        "CREATE TABLE item (id TEXT PRIMARY KEY, tags TEXT, labels TEXT, nums TEXT, x TEXT COLLATE NOCASE);
+        "CREATE TABLE item (id TEXT PRIMARY KEY, tags TEXT, labels TEXT, nums TEXT, x TEXT COLLATE NOCASE, y TEXT);
          CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE NOCASE);",
     )
     .unwrap();
     for row in rows {
         let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
         db.execute(
-            "INSERT INTO item VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO item VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             rusqlite::params![
                 row.id,
                 json(&row.tags),
                 json(&row.labels),
                 json(&row.nums),
-                row.x
+                row.x,
+                row.y
             ],
         )
         .unwrap();
@@ -331,15 +342,22 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
     tokio::spawn(connection);
     db.batch_execute(
         "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-         CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase);
+         CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase, y TEXT);
          CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE nocase);",
     )
     .await
     .expect("creates the tables");
     let insert = db
         .prepare_typed(
-            "INSERT INTO item VALUES ($1, $2::jsonb, $3::jsonb, $4::jsonb, $5)",
-            &[Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT],
+            "INSERT INTO item VALUES ($1, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6)",
+            &[
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+            ],
         )
         .await
         .unwrap();
@@ -360,6 +378,7 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
                 &json(&row.labels),
                 &json(&row.nums),
                 &row.x,
+                &row.y,
             ],
         )
         .await
@@ -438,8 +457,8 @@ async fn run(db: &impl Db, rows: &[Row]) -> BTreeMap<String, Tally> {
                         .map(|id| {
                             let row = rows.iter().find(|r| &&r.id == id).unwrap();
                             format!(
-                                "{id}: tags {:?} labels {:?} nums {:?} x {:?} members {:?}",
-                                row.tags, row.labels, row.nums, row.x, row.members
+                                "{id}: tags {:?} labels {:?} nums {:?} x {:?} y {:?} members {:?}",
+                                row.tags, row.labels, row.nums, row.x, row.y, row.members
                             )
                         })
                         .collect::<Vec<_>>()
