@@ -330,9 +330,14 @@ impl PlanToSql {
                 sql.push("(SELECT ");
                 for kind in [Kind::String, Kind::Number, Kind::Bool] {
                     if kind == declared {
-                        if postgres && kind == Kind::Number {
-                            // float8, as a number item of a JSON list.
-                            sql.push("CAST(").col(&element).push(" AS float8)");
+                        if kind == Kind::Number {
+                            // A double, as CEL reads a number (2^53 + 1
+                            // is 2^53 there).
+                            sql.push("CAST(").col(&element).push(if postgres {
+                                " AS float8)"
+                            } else {
+                                " AS REAL)"
+                            });
                         } else {
                             sql.col(&element);
                         }
@@ -370,7 +375,7 @@ impl PlanToSql {
             None => {
                 sql.push(
                     "(SELECT CASE WHEN \"type\" = 'text' THEN \"value\" END AS \"s\", \
-                     CASE WHEN \"type\" IN ('integer', 'real') THEN \"value\" END AS \"n\", \
+                     CASE WHEN \"type\" IN ('integer', 'real') THEN CAST(\"value\" AS REAL) END AS \"n\", \
                      CASE \"type\" WHEN 'true' THEN 1 WHEN 'false' THEN 0 END AS \"b\", \
                      CASE \"type\" WHEN 'text' THEN 's' WHEN 'integer' THEN 'n' WHEN 'real' THEN 'n' \
                      WHEN 'true' THEN 'b' WHEN 'false' THEN 'b' WHEN 'null' THEN 'z' ELSE 'o' END AS \"t\" \

@@ -92,6 +92,7 @@ fn num_lists() -> Vec<Option<Value>> {
         Some(json!([-0.0, 0])),
         Some(json!([5, "x"])),
         Some(json!([-1, 2])),
+        Some(json!([9_007_199_254_740_993_i64])),
         None,
     ]
 }
@@ -109,6 +110,18 @@ fn member_lists() -> Vec<Vec<Option<&'static str>>> {
     ]
 }
 
+fn score_lists() -> Vec<Vec<Option<i64>>> {
+    vec![
+        vec![],
+        vec![Some(1)],
+        vec![Some(9_007_199_254_740_993)],
+        vec![Some(2), None],
+        vec![Some(2), Some(2)],
+        vec![None],
+        vec![Some(5), Some(-1)],
+    ]
+}
+
 const XS: [Option<&str>; 5] = [Some("a"), Some("A"), Some(""), None, Some("b")];
 const YS: [Option<&str>; 4] = [Some("a"), None, Some("b"), Some("é")];
 const ROWS: usize = 120;
@@ -122,10 +135,12 @@ struct Row {
     x: Option<&'static str>,
     y: Option<&'static str>,
     members: Vec<Option<&'static str>>,
+    scores: Vec<Option<i64>>,
 }
 
 fn rows() -> Vec<Row> {
     let (tags, nums, members) = (tag_lists(), num_lists(), member_lists());
+    let scores = score_lists();
     (0..ROWS)
         .map(|i| Row {
             id: format!("r{i}"),
@@ -135,6 +150,7 @@ fn rows() -> Vec<Row> {
             x: XS[(i / 2) % XS.len()],
             y: YS[(i / 4) % YS.len()],
             members: members[(i / 5) % members.len()].clone(),
+            scores: scores[(i / 3) % scores.len()].clone(),
         })
         .collect()
 }
@@ -156,6 +172,16 @@ fn resource(row: &Row) -> Resource {
                     .collect::<Vec<_>>(),
             )),
         );
+    // Numbers as the PDP reads them: doubles.
+    resource = resource.with_attr(
+        "scores",
+        AttrValue::from(Value::from(
+            row.scores
+                .iter()
+                .map(|s| s.map_or(Value::Null, |s| Value::from(s as f64)))
+                .collect::<Vec<_>>(),
+        )),
+    );
     // NullAs::Omitted: NULL is not sent.
     if let Some(labels) = &row.labels {
         resource = resource.with_attr("labels", AttrValue::from(labels.clone()));
@@ -207,6 +233,18 @@ fn to_sql(dialect: Dialect) -> PlanToSql {
         .column(
             attr("y"),
             Column::string((item(), Alias::new("y"))).null_as(NullAs::Omitted),
+        )
+        .column(
+            attr("scores"),
+            Column::related_list(
+                ElementType::Number,
+                Relation::new(
+                    Alias::new("score"),
+                    Alias::new("item_id"),
+                    (item(), Alias::new("id")),
+                    Alias::new("value"),
+                ),
+            ),
         )
         .column(
             attr("members"),
@@ -262,7 +300,8 @@ fn sqlite(rows: &[Row]) -> Sqlite {
     let db = rusqlite::Connection::open_in_memory().unwrap();
     db.execute_batch(
         "CREATE TABLE item (id TEXT PRIMARY KEY, tags TEXT, labels TEXT, nums TEXT, x TEXT COLLATE NOCASE, y TEXT);
-         CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE NOCASE);",
+         CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE NOCASE);
+         CREATE TABLE score (item_id TEXT NOT NULL, value INTEGER);",
     )
     .unwrap();
     for row in rows {
@@ -283,6 +322,13 @@ fn sqlite(rows: &[Row]) -> Sqlite {
             db.execute(
                 "INSERT INTO member VALUES (?1, ?2)",
                 rusqlite::params![row.id, name],
+            )
+            .unwrap();
+        }
+        for score in &row.scores {
+            db.execute(
+                "INSERT INTO score VALUES (?1, ?2)",
+                rusqlite::params![row.id, score],
             )
             .unwrap();
         }
@@ -343,7 +389,8 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
     db.batch_execute(
         "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
          CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase, y TEXT);
-         CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE nocase);",
+         CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE nocase);
+         CREATE TABLE score (item_id TEXT NOT NULL, value BIGINT);",
     )
     .await
     .expect("creates the tables");
@@ -385,6 +432,11 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
         .unwrap_or_else(|e| panic!("inserting {}: {e}", row.id));
         for name in &row.members {
             db.execute(&insert_member, &[&row.id, name]).await.unwrap();
+        }
+        for score in &row.scores {
+            db.execute("INSERT INTO score VALUES ($1, $2)", &[&row.id, score])
+                .await
+                .unwrap();
         }
     }
     (Pg(db), pg)
@@ -457,8 +509,8 @@ async fn run(db: &impl Db, rows: &[Row]) -> BTreeMap<String, Tally> {
                         .map(|id| {
                             let row = rows.iter().find(|r| &&r.id == id).unwrap();
                             format!(
-                                "{id}: tags {:?} labels {:?} nums {:?} x {:?} y {:?} members {:?}",
-                                row.tags, row.labels, row.nums, row.x, row.y, row.members
+                                "{id}: tags {:?} labels {:?} nums {:?} x {:?} y {:?} members {:?} scores {:?}",
+                                row.tags, row.labels, row.nums, row.x, row.y, row.members, row.scores
                             )
                         })
                         .collect::<Vec<_>>()
