@@ -189,8 +189,9 @@ impl ClientBuilder {
     }
 
     /// Configures TLS (custom CA, server name, client certificate) for
-    /// `https://` endpoints. Without it, `https://` endpoints trust the
-    /// roots enabled by tonic's features.
+    /// `https://` endpoints. Without it, or without a CA in it, `https://`
+    /// endpoints trust the platform's root store (`SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` override it, as for OpenSSL).
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
@@ -243,8 +244,20 @@ impl ClientBuilder {
 
     /// Builds the client. It connects lazily, on the first call, and
     /// reconnects transparently.
+    ///
+    /// Must run inside a Tokio runtime (the connection's worker task is
+    /// spawned on it): outside one, it is an [`Error::Config`] that says so,
+    /// not a panic.
     pub fn build(self) -> Result<Client> {
         let (endpoints, config) = self.prepare()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Config(
+                "ClientBuilder::build must run inside a Tokio runtime (the connection's \
+                 worker is spawned on it): call it from async code, or inside \
+                 Runtime::enter()"
+                    .into(),
+            ));
+        }
         let channel = match <[Endpoint; 1]>::try_from(endpoints) {
             Ok([endpoint]) => endpoint.connect_lazy(),
             Err(endpoints) => Channel::balance_list(endpoints.into_iter()),
