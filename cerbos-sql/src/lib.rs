@@ -558,9 +558,7 @@ impl PlanToSql {
                 };
                 // NULL on either side is unknown: never more rows than
                 // CEL (fewer when both are explicit nulls and `==`).
-                let mut expr = self
-                    .lhs(col, kind)
-                    .binary(op, self.lhs(&right.column, kind));
+                let mut expr = self.side(column, kind).binary(op, self.side(right, kind));
                 if self.dialect == Dialect::Postgres && operator != "ne" {
                     // PostgreSQL finds 'NaN' = 'NaN' and orders it above
                     // every number; CEL does neither.
@@ -623,7 +621,12 @@ impl PlanToSql {
                     Present::Const(operator == "ne")
                 } else {
                     let bound = self.bound(value).map_err(bad)?;
-                    let mut expr = self.lhs(col, Some(value_kind)).binary(op, bound);
+                    let lhs = if self.rounds(column, std::slice::from_ref(value)) {
+                        self.as_double(col)
+                    } else {
+                        self.lhs(col, Some(value_kind))
+                    };
+                    let mut expr = lhs.binary(op, bound);
                     if self.dialect == Dialect::Postgres
                         && column.ty == Some(ColumnType::Double)
                         && !equality
@@ -753,7 +756,12 @@ impl PlanToSql {
         let present = if values.is_empty() {
             Present::Const(false)
         } else {
-            Present::Expr(self.lhs(&column.column, kind).is_in(values))
+            let lhs = if self.rounds(column, items) {
+                self.as_double(&column.column)
+            } else {
+                self.lhs(&column.column, kind)
+            };
+            Present::Expr(lhs.is_in(values))
         };
         Ok(leaf(&column.column, present, on_null))
     }
@@ -770,6 +778,37 @@ impl PlanToSql {
             Dialect::Postgres => self.cust1(r#"? COLLATE "C""#, col),
             Dialect::MySql => self.cust1("CAST(? AS BINARY)", col),
         }
+    }
+
+    /// A column compared with another column: an integer column as a
+    /// double, as CEL reads a number (2^53 + 1 is 2^53 there).
+    fn side(&self, column: &Column, kind: Option<Kind>) -> SimpleExpr {
+        if column.ty == Some(ColumnType::Integer) {
+            self.as_double(&column.column)
+        } else {
+            self.lhs(&column.column, kind)
+        }
+    }
+
+    fn as_double(&self, column: &ColumnRef) -> SimpleExpr {
+        let template = match self.dialect {
+            Dialect::Sqlite => "CAST(? AS REAL)",
+            Dialect::Postgres => "CAST(? AS float8)",
+            Dialect::MySql => "CAST(? AS DOUBLE)",
+        };
+        self.cust1(template, Expr::col(column.clone()))
+    }
+
+    /// Whether comparing the integer `column` with `values` must read it
+    /// as a double: SQLite compares an integer with a double exactly, and
+    /// CEL rounds the integer to a double first, which differs only
+    /// beyond 2^53 (PostgreSQL and MySQL compare as doubles).
+    fn rounds(&self, column: &Column, values: &[AttrValue]) -> bool {
+        self.dialect == Dialect::Sqlite
+            && column.ty == Some(ColumnType::Integer)
+            && values
+                .iter()
+                .any(|v| matches!(v, AttrValue::Number(f) if f.is_finite() && f.abs() >= 9_007_199_254_740_992.0))
     }
 
     /// A custom expression; `?` stands for the next of `exprs` (numbered

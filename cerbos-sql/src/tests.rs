@@ -102,7 +102,8 @@ fn comparisons_are_mirrored_when_the_value_comes_first() {
     assert_eq!(w("eq"), r#""t"."n" = ?"#);
     assert_eq!(w("ne"), r#""t"."n" <> ?"#);
     let cols = where_of(Dialect::Sqlite, op("lt", vec![var("b"), var("n")]));
-    assert_eq!(cols, r#""t"."b" < "t"."n""#);
+    // Integer columns compare as doubles, as CEL reads them.
+    assert_eq!(cols, r#"(CAST("t"."b" AS REAL)) < (CAST("t"."n" AS REAL))"#);
 }
 
 #[test]
@@ -226,18 +227,35 @@ fn postgres_nan_doubles_match_no_equality_or_order() {
     let w = |o: &str| where_of(Dialect::Postgres, op(o, vec![var("d"), var("b")]));
     assert_eq!(
         w("eq"),
-        r#""t"."d" = "t"."b" AND "t"."d" <> ('NaN'::float8)"#
+        r#""t"."d" = (CAST("t"."b" AS float8)) AND "t"."d" <> ('NaN'::float8)"#
     );
     assert_eq!(
         w("lt"),
-        r#""t"."d" < "t"."b" AND "t"."d" <> ('NaN'::float8)"#
+        r#""t"."d" < (CAST("t"."b" AS float8)) AND "t"."d" <> ('NaN'::float8)"#
     );
     // `NaN != x` is true in CEL, and PostgreSQL's NaN <> x can only be
     // false for another NaN: fewer rows, never more.
-    assert_eq!(w("ne"), r#""t"."d" <> "t"."b""#);
+    assert_eq!(w("ne"), r#""t"."d" <> (CAST("t"."b" AS float8))"#);
     assert_eq!(
         where_of(Dialect::Sqlite, op("eq", vec![var("d"), var("b")])),
-        r#""t"."d" = "t"."b""#
+        r#""t"."d" = (CAST("t"."b" AS REAL))"#
+    );
+    // Integers beyond 2^53 are doubles in CEL: SQLite reads the column
+    // as one for such a constant (PostgreSQL compares int8 and float8
+    // as doubles).
+    assert_eq!(
+        where_of(
+            Dialect::Sqlite,
+            op("eq", vec![var("b"), val(9_007_199_254_740_992_i64.into())])
+        ),
+        r#""t"."b" IS NOT NULL AND (CAST("t"."b" AS REAL)) = ?"#
+    );
+    assert_eq!(
+        where_of(
+            Dialect::Sqlite,
+            op("eq", vec![var("b"), val(9_007_199_254_740_990_i64.into())])
+        ),
+        r#""t"."b" IS NOT NULL AND "t"."b" = ?"#
     );
 }
 

@@ -122,6 +122,14 @@ fn score_lists() -> Vec<Vec<Option<i64>>> {
     ]
 }
 
+/// Integers beyond 2^53: CEL reads them as doubles.
+const BIGS: [i64; 4] = [
+    9_007_199_254_740_993,
+    9_007_199_254_740_992,
+    9_007_199_254_740_995,
+    5,
+];
+
 const XS: [Option<&str>; 5] = [Some("a"), Some("A"), Some(""), None, Some("b")];
 const YS: [Option<&str>; 4] = [Some("a"), None, Some("b"), Some("é")];
 const ROWS: usize = 120;
@@ -136,6 +144,8 @@ struct Row {
     y: Option<&'static str>,
     members: Vec<Option<&'static str>>,
     scores: Vec<Option<i64>>,
+    big: i64,
+    big2: i64,
 }
 
 fn rows() -> Vec<Row> {
@@ -151,6 +161,8 @@ fn rows() -> Vec<Row> {
             y: YS[(i / 4) % YS.len()],
             members: members[(i / 5) % members.len()].clone(),
             scores: scores[(i / 3) % scores.len()].clone(),
+            big: BIGS[i % BIGS.len()],
+            big2: BIGS[(i / 4) % BIGS.len()],
         })
         .collect()
 }
@@ -173,6 +185,9 @@ fn resource(row: &Row) -> Resource {
             )),
         );
     // Numbers as the PDP reads them: doubles.
+    resource = resource
+        .with_attr("big", row.big as f64)
+        .with_attr("big2", row.big2 as f64);
     resource = resource.with_attr(
         "scores",
         AttrValue::from(Value::from(
@@ -230,6 +245,8 @@ fn to_sql(dialect: Dialect) -> PlanToSql {
             Column::number_list((item(), Alias::new("nums"))),
         )
         .column(attr("x"), Column::string((item(), Alias::new("x"))))
+        .column(attr("big"), Column::integer((item(), Alias::new("big"))))
+        .column(attr("big2"), Column::integer((item(), Alias::new("big2"))))
         .column(
             attr("y"),
             Column::string((item(), Alias::new("y"))).null_as(NullAs::Omitted),
@@ -299,7 +316,8 @@ impl Db for Sqlite {
 fn sqlite(rows: &[Row]) -> Sqlite {
     let db = rusqlite::Connection::open_in_memory().unwrap();
     db.execute_batch(
-        "CREATE TABLE item (id TEXT PRIMARY KEY, tags TEXT, labels TEXT, nums TEXT, x TEXT COLLATE NOCASE, y TEXT);
+        "CREATE TABLE item (id TEXT PRIMARY KEY, tags TEXT, labels TEXT, nums TEXT, x TEXT COLLATE NOCASE, y TEXT,
+           big INTEGER NOT NULL, big2 INTEGER NOT NULL);
          CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE NOCASE);
          CREATE TABLE score (item_id TEXT NOT NULL, value INTEGER);",
     )
@@ -307,14 +325,16 @@ fn sqlite(rows: &[Row]) -> Sqlite {
     for row in rows {
         let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
         db.execute(
-            "INSERT INTO item VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO item VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             rusqlite::params![
                 row.id,
                 json(&row.tags),
                 json(&row.labels),
                 json(&row.nums),
                 row.x,
-                row.y
+                row.y,
+                row.big,
+                row.big2
             ],
         )
         .unwrap();
@@ -388,7 +408,8 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
     tokio::spawn(connection);
     db.batch_execute(
         "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-         CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase, y TEXT);
+         CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase, y TEXT,
+           big BIGINT NOT NULL, big2 BIGINT NOT NULL);
          CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE nocase);
          CREATE TABLE score (item_id TEXT NOT NULL, value BIGINT);",
     )
@@ -396,7 +417,7 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
     .expect("creates the tables");
     let insert = db
         .prepare_typed(
-            "INSERT INTO item VALUES ($1, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6)",
+            "INSERT INTO item VALUES ($1, $2::jsonb, $3::jsonb, $4::jsonb, $5, $6, $7, $8)",
             &[
                 Type::TEXT,
                 Type::TEXT,
@@ -404,6 +425,8 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
                 Type::TEXT,
                 Type::TEXT,
                 Type::TEXT,
+                Type::INT8,
+                Type::INT8,
             ],
         )
         .await
@@ -426,6 +449,8 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
                 &json(&row.nums),
                 &row.x,
                 &row.y,
+                &row.big,
+                &row.big2,
             ],
         )
         .await
