@@ -184,9 +184,11 @@ impl CheckResources {
 
     fn into_batches(self, request_id: &str, limits: Limits) -> Vec<Batch> {
         let plan = plan_batches(
-            self.entries
-                .iter()
-                .map(|e| (e.actions.len(), (e.resource.id(), e.resource.kind()))),
+            self.entries.iter().map(|e| e.actions.len()),
+            |i| {
+                let resource = &self.entries[i].resource;
+                (resource.id(), resource.kind())
+            },
             limits.max_resources_per_request,
             limits.max_actions_per_resource,
         );
@@ -257,29 +259,28 @@ pub(crate) struct Batch {
     pub(crate) pieces: Vec<Piece>,
 }
 
-/// Splits entries (given by their action counts and their id and kind)
-/// into batches of at most `max_resources` pieces, each piece with at most
+/// Splits entries (given by their action counts, and their resource's id
+/// and kind by index) into batches of at most `max_resources` pieces, each piece with at most
 /// `max_actions` actions. Two entries for the same resource (kind and id,
 /// for example with different attributes) never share a batch: answers
 /// are matched to entries by position and resource, and two such results
 /// could not be told apart.
 pub(crate) fn plan_batches<'a>(
-    entries: impl Iterator<Item = (usize, (&'a str, &'a str))>,
+    action_counts: impl Iterator<Item = usize>,
+    resource_of: impl Fn(usize) -> (&'a str, &'a str),
     max_resources: usize,
     max_actions: usize,
 ) -> Vec<Vec<Piece>> {
     let max_resources = max_resources.max(1);
     let max_actions = max_actions.max(1);
     let mut batches = vec![Vec::new()];
-    // The resource of every entry, to find an earlier entry in the batch
-    // with the same kind and id.
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    for (entry, (count, key)) in entries.enumerate() {
-        keys.push(key);
+    for (entry, count) in action_counts.enumerate() {
+        // An earlier entry for the same resource in the batch: start a new one.
+        let key = resource_of(entry);
         let clashes = |batch: &Vec<Piece>| {
             batch
                 .iter()
-                .any(|p| p.entry != entry && keys.get(p.entry) == Some(&key))
+                .any(|p| p.entry != entry && resource_of(p.entry) == key)
         };
         if batches.last().is_some_and(clashes) {
             batches.push(Vec::new());
@@ -326,7 +327,6 @@ pub(crate) fn reassemble(
     entries: usize,
     answers: Vec<(Batch, response::CheckResourcesResponse)>,
 ) -> Result<CheckResourcesResponse> {
-    let mut cerbos_call_ids = Vec::with_capacity(answers.len());
     // The common case: one call with every entry whole and in order.
     if let [(batch, _)] = answers.as_slice()
         && batch.pieces.len() == entries
@@ -336,7 +336,6 @@ pub(crate) fn reassemble(
             return Err(Error::MalformedResponse("no answer".to_owned()));
         };
         verify(&batch, &answer)?;
-        cerbos_call_ids.push(answer.cerbos_call_id);
         return Ok(CheckResourcesResponse {
             request_id: answer.request_id,
             results: answer
@@ -344,11 +343,13 @@ pub(crate) fn reassemble(
                 .into_iter()
                 .map(|inner| ResourceResult { inner })
                 .collect(),
-            cerbos_call_ids,
+            cerbos_call_id: answer.cerbos_call_id,
+            more_call_ids: Vec::new(),
         });
     }
     let mut results: Vec<Option<ResourceResult>> = (0..entries).map(|_| None).collect();
     let mut request_id = String::new();
+    let mut cerbos_call_ids = Vec::with_capacity(answers.len());
     for (batch, answer) in answers {
         verify(&batch, &answer)?;
         if request_id.is_empty() {
@@ -369,10 +370,12 @@ pub(crate) fn reassemble(
         .into_iter()
         .map(|r| r.ok_or_else(|| Error::MalformedResponse("missing result".to_owned())))
         .collect::<Result<Vec<_>>>()?;
+    let mut call_ids = cerbos_call_ids.into_iter();
     Ok(CheckResourcesResponse {
         request_id,
         results,
-        cerbos_call_ids,
+        cerbos_call_id: call_ids.next().unwrap_or_default(),
+        more_call_ids: call_ids.collect(),
     })
 }
 
@@ -417,7 +420,10 @@ fn verify(batch: &Batch, answer: &response::CheckResourcesResponse) -> Result<()
 pub struct CheckResourcesResponse {
     request_id: String,
     results: Vec<ResourceResult>,
-    cerbos_call_ids: Vec<String>,
+    /// The first call's id, and those of the other calls when the request
+    /// was split (no allocation for the usual single call).
+    cerbos_call_id: String,
+    more_call_ids: Vec<String>,
 }
 
 impl CheckResourcesResponse {
@@ -434,7 +440,8 @@ impl CheckResourcesResponse {
                 .into_iter()
                 .map(|inner| ResourceResult { inner })
                 .collect(),
-            cerbos_call_ids: vec![answer.cerbos_call_id],
+            cerbos_call_id: answer.cerbos_call_id,
+            more_call_ids: Vec::new(),
         }
     }
 
@@ -463,12 +470,13 @@ impl CheckResourcesResponse {
     /// The PDP's call id (its audit log key). When the request was split
     /// into several calls, the first one's; see [`Self::cerbos_call_ids`].
     pub fn cerbos_call_id(&self) -> &str {
-        self.cerbos_call_ids.first().map_or("", String::as_str)
+        &self.cerbos_call_id
     }
 
-    /// The call ids of every call the request was split into.
-    pub fn cerbos_call_ids(&self) -> &[String] {
-        &self.cerbos_call_ids
+    /// The call ids of every call the request was split into, in order.
+    pub fn cerbos_call_ids(&self) -> impl Iterator<Item = &str> + '_ {
+        std::iter::once(self.cerbos_call_id.as_str())
+            .chain(self.more_call_ids.iter().map(String::as_str))
     }
 
     /// Consumes the response, giving the results.
@@ -618,11 +626,12 @@ mod tests {
     /// Batches for entries of distinct resources with these action counts.
     fn plan(counts: &[usize], max_resources: usize, max_actions: usize) -> Vec<Vec<Piece>> {
         let ids: Vec<String> = (0..counts.len()).map(|i| i.to_string()).collect();
-        let entries = counts
-            .iter()
-            .zip(&ids)
-            .map(|(c, id)| (*c, ("k", id.as_str())));
-        plan_batches(entries, max_resources, max_actions)
+        plan_batches(
+            counts.iter().copied(),
+            |i| (ids[i].as_str(), "k"),
+            max_resources,
+            max_actions,
+        )
     }
 
     #[test]
@@ -675,7 +684,7 @@ mod tests {
             (1, ("1", "doc")),
             (1, ("3", "doc")),
         ];
-        let b = plan_batches(entries.into_iter(), 50, 50);
+        let b = plan_batches(entries.iter().map(|e| e.0), |i| entries[i].1, 50, 50);
         assert_eq!(sizes(&b), [2, 2]);
         for batch in &b {
             let mut keys: Vec<_> = batch.iter().map(|p| entries[p.entry].1).collect();

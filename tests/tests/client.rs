@@ -188,7 +188,7 @@ async fn chunks_120_resources_in_order() {
         .await
         .expect("check succeeds");
     assert_eq!(response.results().len(), 120);
-    assert_eq!(response.cerbos_call_ids().len(), 3, "50 + 50 + 20");
+    assert_eq!(response.cerbos_call_ids().count(), 3, "50 + 50 + 20");
     for (n, result) in response.results().iter().enumerate() {
         assert_eq!(result.id(), format!("b{n}"));
         assert_eq!(result.is_allowed("view"), n % 3 == 0, "resource b{n}");
