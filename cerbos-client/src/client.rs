@@ -660,14 +660,18 @@ impl CallConfig {
     }
 }
 
-/// The `grpc-timeout` value for `timeout`, as tonic formats it.
+/// The `grpc-timeout` value for `timeout`, as tonic formats it (or, should
+/// tonic ever not set it, in milliseconds, the gRPC format's at most 8
+/// digits).
 fn grpc_timeout(timeout: Duration) -> AsciiMetadataValue {
     let mut request = tonic::Request::new(());
     request.set_timeout(timeout);
-    match request.metadata().get("grpc-timeout") {
-        Some(value) => value.clone(),
-        None => unreachable!("tonic sets grpc-timeout"),
+    if let Some(value) = request.metadata().get("grpc-timeout") {
+        return value.clone();
     }
+    let millis = timeout.as_millis().clamp(1, 99_999_999);
+    AsciiMetadataValue::try_from(format!("{millis}m"))
+        .unwrap_or_else(|_| AsciiMetadataValue::from_static("99999999m"))
 }
 
 /// Request ids, as [`crate::new_request_id`] makes them (a random

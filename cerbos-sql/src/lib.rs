@@ -336,7 +336,7 @@ impl PlanToSql {
             ) =>
             {
                 let [item, list] = e.operands.as_slice() else {
-                    unreachable!()
+                    return Err(bad("`in` needs two operands"));
                 };
                 if !matches!(item, Operand::Value(_) | Operand::Variable(_)) {
                     return Err(bad(
