@@ -55,6 +55,7 @@ impl<P, R> fmt::Debug for Cerbos<P, R> {
             .field("pdp", &std::any::type_name::<P>())
             .field("principal", &std::any::type_name::<R>())
             .field("unreachable_status", &self.shared.unreachable_status)
+            .field("problem_json", &self.shared.problem_json)
             .field("custom_rejection", &self.shared.on_rejection.is_some())
             .field("bypass", &self.shared.bypass)
             .finish()
@@ -67,6 +68,7 @@ pub struct CerbosBuilder<P, R = PrincipalFromExtensions> {
     pdp: P,
     principal: R,
     unreachable_status: StatusCode,
+    problem_json: bool,
     on_rejection: Option<Box<dyn OnRejection>>,
     allow_bypass: bool,
     production: Vec<(String, String)>,
@@ -76,6 +78,7 @@ impl<P, R> fmt::Debug for CerbosBuilder<P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CerbosBuilder")
             .field("unreachable_status", &self.unreachable_status)
+            .field("problem_json", &self.problem_json)
             .field("allow_bypass", &self.allow_bypass)
             .field("production", &self.production)
             .finish_non_exhaustive()
@@ -92,7 +95,8 @@ impl<P: Pdp> Cerbos<P> {
         CerbosBuilder {
             pdp,
             principal: PrincipalFromExtensions,
-            unreachable_status: StatusCode::FORBIDDEN,
+            unreachable_status: StatusCode::SERVICE_UNAVAILABLE,
+            problem_json: false,
             on_rejection: None,
             allow_bypass: false,
             production: PRODUCTION_VARIABLES
@@ -114,17 +118,36 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
             pdp: self.pdp,
             principal,
             unreachable_status: self.unreachable_status,
+            problem_json: self.problem_json,
             on_rejection: self.on_rejection,
             allow_bypass: self.allow_bypass,
             production: self.production,
         }
     }
 
-    /// The status of the default response when the PDP gives no usable
-    /// answer: 403 (the default) or, for example, 503 so that clients and
-    /// load balancers retry. Must be a 4xx or 5xx status.
+    /// The status of the response when the PDP gives no usable answer
+    /// (down, slow, or answering nonsense): 503 Service Unavailable (the
+    /// default), so that clients and load balancers see a sick server and
+    /// may retry, or, for example, 403 to answer as for a denial. Must be a
+    /// 4xx or 5xx status. No `Retry-After` header is sent: the layer cannot
+    /// know when the PDP will be back. Whatever the status, the request
+    /// never reaches the inner service.
     pub fn unreachable_status(mut self, status: StatusCode) -> Self {
         self.unreachable_status = status;
+        self
+    }
+
+    /// Makes the default rejection bodies RFC 9457 problem details:
+    /// `content-type: application/problem+json` and
+    /// `{"type":"about:blank","title":"Forbidden","status":403}` (the
+    /// status and its reason phrase, nothing about the PDP, the policies
+    /// or the cause) instead of the plain-text reason phrase. gRPC requests
+    /// keep their gRPC statuses. A custom
+    /// [`on_rejection`](Self::on_rejection) handler's
+    /// [`Rejection::default_response`](super::Rejection::default_response)
+    /// follows this setting too.
+    pub fn problem_json(mut self) -> Self {
+        self.problem_json = true;
         self
     }
 
@@ -208,6 +231,7 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
                 pdp: self.pdp,
                 principal: self.principal,
                 unreachable_status: self.unreachable_status,
+                problem_json: self.problem_json,
                 on_rejection: self.on_rejection,
                 bypass,
             }),

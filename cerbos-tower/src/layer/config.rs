@@ -34,17 +34,21 @@ pub(crate) struct Shared<P, R> {
     pub(crate) pdp: P,
     pub(crate) principal: R,
     pub(crate) unreachable_status: StatusCode,
+    pub(crate) problem_json: bool,
     pub(crate) on_rejection: Option<Box<dyn OnRejection>>,
     pub(crate) bypass: bool,
 }
 
 impl<P, R> Shared<P, R> {
     /// The response for `rejection`: the custom handler's, or the default
-    /// one, with the configured status for an unreachable PDP.
+    /// one, with the configured status for an unreachable PDP and the
+    /// configured body format.
     pub(crate) fn render(&self, mut rejection: Rejection, parts: &Parts) -> Response<Bytes> {
+        rejection.log_unmapped_method(parts);
         if rejection.kind == RejectionKind::Unreachable {
             rejection.status = self.unreachable_status;
         }
+        rejection.problem_json = self.problem_json;
         match &self.on_rejection {
             Some(handler) => handler.on_rejection(rejection, parts),
             None => rejection.default_response(parts),

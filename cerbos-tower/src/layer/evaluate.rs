@@ -95,20 +95,19 @@ pub(crate) fn finish_check(
     }
 }
 
-/// The denial of a request whose method has no actions configured: a
-/// configuration gap, logged as an error; the PDP is not asked.
+/// The denial of a request whose method has no actions configured; the
+/// PDP is not asked. It is logged when rendered (an error, or DEBUG for a
+/// CORS preflight; see [`Rejection::log_unmapped_method`]).
 pub(crate) fn no_actions_for_method(
     method: &http::Method,
     resource: &Resource,
     request_id: String,
 ) -> Rejection {
-    tracing::error!(
-        %method,
-        kind = resource.kind(),
-        "the Cerbos check has no actions for this method: denied without asking the PDP"
-    );
     let decision = decision(resource, &[], Reason::Denied, request_id);
-    Rejection::new(RejectionKind::Denied, Some(decision), None)
+    Rejection {
+        unmapped_method: Some(method.clone()),
+        ..Rejection::new(RejectionKind::Denied, Some(decision), None)
+    }
 }
 
 /// The decision of a bypassed check, logged.

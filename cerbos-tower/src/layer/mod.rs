@@ -17,11 +17,18 @@
 //!    extensions.
 //!
 //! Everything else is rejected, fail-closed: a denial (403), a PDP that is
-//! down, slow or answers nonsense (403, or 503 with
+//! down, slow or answers nonsense (503 Service Unavailable, or 403 with
 //! [`CerbosBuilder::unreachable_status`]), a resolver that fails (500). A
 //! rejection is an `Ok` response (no `HandleErrorLayer` needed) with a
-//! short, neutral body; gRPC requests get the matching `grpc-status`.
-//! [`CerbosBuilder::on_rejection`] replaces the responses.
+//! short, neutral body (the reason phrase as `text/plain`, or RFC 9457
+//! `application/problem+json` with [`CerbosBuilder::problem_json`]); gRPC
+//! requests get the matching `grpc-status`. [`CerbosBuilder::on_rejection`]
+//! replaces the responses.
+//!
+//! A request whose method has no actions is denied without asking the PDP
+//! and logged as an error (a configuration gap), except a CORS preflight
+//! (`OPTIONS` with `Access-Control-Request-Method`), logged at DEBUG: put
+//! a CORS layer outside this one to answer preflights.
 //!
 //! # With axum
 //!

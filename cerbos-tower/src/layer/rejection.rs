@@ -3,7 +3,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header, request::Parts};
+use http::{HeaderValue, Method, Response, StatusCode, header, request::Parts};
 
 use super::{Decision, ResolveError, ResolveErrorKind};
 
@@ -22,7 +22,8 @@ pub enum RejectionKind {
     ResolverFailed,
     /// The PDP did not allow every required action (default 403).
     Denied,
-    /// The PDP gave no usable answer (default 403, or the configured
+    /// The PDP gave no usable answer (default 503 Service Unavailable: the
+    /// server is sick, the client may retry; 403 or another status with
     /// [`unreachable_status`](super::CerbosBuilder::unreachable_status)).
     Unreachable,
 }
@@ -30,16 +31,26 @@ pub enum RejectionKind {
 /// A request the layer did not let through.
 ///
 /// The default response is the [status](Self::status) with its standard
-/// reason phrase as a plain-text body (`Forbidden`), or, for gRPC requests
-/// (`content-type: application/grpc…`), an empty gRPC answer with the
-/// matching `grpc-status` (`PERMISSION_DENIED`, `UNAUTHENTICATED`, …).
-/// Nothing about the policies, the PDP or its errors is ever in it. Replace
-/// it with [`CerbosBuilder::on_rejection`](super::CerbosBuilder::on_rejection).
+/// reason phrase as a plain-text body (`Forbidden`), or, with
+/// [`CerbosBuilder::problem_json`](super::CerbosBuilder::problem_json), an
+/// RFC 9457 `application/problem+json` body
+/// (`{"type":"about:blank","title":"Forbidden","status":403}`). gRPC
+/// requests (`content-type: application/grpc…`) get an empty gRPC answer
+/// with the matching `grpc-status` (`PERMISSION_DENIED`, `UNAUTHENTICATED`,
+/// `UNAVAILABLE`, …) either way. Nothing about the policies, the PDP or its
+/// errors is ever in it. Replace it with
+/// [`CerbosBuilder::on_rejection`](super::CerbosBuilder::on_rejection).
 pub struct Rejection {
     pub(crate) kind: RejectionKind,
     pub(crate) status: StatusCode,
     pub(crate) decision: Option<Box<Decision>>,
     pub(crate) cause: Option<Cause>,
+    /// The default response is `application/problem+json`.
+    pub(crate) problem_json: bool,
+    /// The request's method had no actions (a configuration gap, or a CORS
+    /// preflight): logged when the rejection is rendered, where the
+    /// request's headers tell a preflight apart.
+    pub(crate) unmapped_method: Option<Method>,
 }
 
 pub(crate) enum Cause {
@@ -59,13 +70,16 @@ impl Rejection {
             RejectionKind::BadRequest => StatusCode::BAD_REQUEST,
             RejectionKind::NotFound => StatusCode::NOT_FOUND,
             RejectionKind::ResolverFailed => StatusCode::INTERNAL_SERVER_ERROR,
-            RejectionKind::Denied | RejectionKind::Unreachable => StatusCode::FORBIDDEN,
+            RejectionKind::Denied => StatusCode::FORBIDDEN,
+            RejectionKind::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
         };
         Rejection {
             kind,
             status,
             decision: decision.map(Box::new),
             cause: cause.map(Cause::Pdp),
+            problem_json: false,
+            unmapped_method: None,
         }
     }
 
@@ -133,7 +147,9 @@ impl Rejection {
         }
     }
 
-    /// The default response described on [`Rejection`].
+    /// The default response described on [`Rejection`]: plain text, or
+    /// `application/problem+json` if the layer was built with
+    /// [`CerbosBuilder::problem_json`](super::CerbosBuilder::problem_json).
     pub fn default_response(&self, parts: &Parts) -> Response<Bytes> {
         let reason = self.status.canonical_reason().unwrap_or("Error");
         let mut response = Response::new(Bytes::new());
@@ -149,6 +165,19 @@ impl Rejection {
             );
             headers.insert("grpc-status", HeaderValue::from(grpc_code(self.status)));
             headers.insert("grpc-message", HeaderValue::from_static(reason));
+        } else if self.problem_json {
+            *response.status_mut() = self.status;
+            // RFC 9457: `about:blank` problems carry the reason phrase as
+            // their title; the phrases are plain ASCII without quotes or
+            // backslashes, so no escaping is needed.
+            *response.body_mut() = Bytes::from(format!(
+                "{{\"type\":\"about:blank\",\"title\":\"{reason}\",\"status\":{}}}",
+                self.status.as_u16()
+            ));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/problem+json"),
+            );
         } else {
             *response.status_mut() = self.status;
             *response.body_mut() = Bytes::from_static(reason.as_bytes());
@@ -158,6 +187,35 @@ impl Rejection {
             );
         }
         response
+    }
+
+    /// Logs the denial of a request whose method has no actions: a CORS
+    /// preflight (`OPTIONS` with `Access-Control-Request-Method`) at DEBUG,
+    /// since a browser sends one before many cross-origin requests, and any
+    /// other method as an ERROR, a configuration gap.
+    pub(crate) fn log_unmapped_method(&self, parts: &Parts) {
+        let Some(method) = &self.unmapped_method else {
+            return;
+        };
+        let kind = self.decision().map_or("", Decision::resource_kind);
+        let preflight = *method == Method::OPTIONS
+            && parts
+                .headers
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if preflight {
+            tracing::debug!(
+                %method,
+                kind,
+                "CORS preflight: the Cerbos check has no actions for OPTIONS: denied \
+                 without asking the PDP (answer preflights with a CORS layer outside this one)"
+            );
+        } else {
+            tracing::error!(
+                %method,
+                kind,
+                "the Cerbos check has no actions for this method: denied without asking the PDP"
+            );
+        }
     }
 }
 

@@ -1158,3 +1158,264 @@ async fn a_rejection_head_keeps_every_header_only_for_a_custom_rejection_handler
     let denied = Rejection::new(RejectionKind::Denied, None, None);
     assert_eq!(custom.render(denied, &head).headers()["x-trace"], "abc");
 }
+
+/// A PDP that is down.
+fn down(_: &CheckResources) -> crate::Result<CheckResourcesResponse> {
+    Err(Error::Unavailable {
+        message: "connection refused to 10.0.0.7:3593".into(),
+    })
+}
+
+#[tokio::test]
+async fn an_unreachable_pdp_is_503_by_default_and_403_on_request() {
+    let handler = Handler::default();
+    let (pdp, seen) = stub(down);
+    let layer = cerbos(pdp).layer(contact(), ["read"]).unwrap();
+    let out = send(
+        layer.layer(handler.service()),
+        request(Method::GET, "/contacts/1", Some("john")),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(out.body, "Service Unavailable");
+    assert!(out.headers.get(http::header::RETRY_AFTER).is_none());
+    assert_eq!(seen.calls(), 1);
+    // gRPC: UNAVAILABLE.
+    let mut req = request(Method::POST, "/contacts/1", Some("john"));
+    req.headers_mut()
+        .insert("content-type", "application/grpc".parse().unwrap());
+    let out = send(layer.layer(handler.service()), req).await;
+    assert_eq!(out.headers["grpc-status"], "14");
+
+    // 403 stays one call away.
+    let cerbos = Cerbos::builder(stub(down).0)
+        .principal(user_header)
+        .unreachable_status(StatusCode::FORBIDDEN)
+        .build()
+        .unwrap();
+    let layer = cerbos.layer(contact(), ["read"]).unwrap();
+    let out = send(
+        layer.layer(handler.service()),
+        request(Method::GET, "/contacts/1", Some("john")),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+    assert_eq!(out.body, "Forbidden");
+    assert_eq!(handler.calls(), 0, "fail-closed: never the handler");
+}
+
+#[tokio::test]
+async fn problem_json_bodies_say_the_status_and_nothing_else() {
+    let handler = Handler::default();
+    let cases = [
+        (
+            "denied",
+            problem(effects(|_| DENY).0, Some("john"), false).await,
+            403,
+            "Forbidden",
+        ),
+        (
+            "unreachable",
+            problem(stub(down).0, Some("john"), false).await,
+            503,
+            "Service Unavailable",
+        ),
+        (
+            "unauthenticated",
+            problem(effects(|_| ALLOW).0, None, false).await,
+            401,
+            "Unauthorized",
+        ),
+    ];
+    for (name, out, status, title) in cases {
+        assert_eq!(out.status.as_u16(), status, "{name}");
+        assert_eq!(
+            out.headers["content-type"], "application/problem+json",
+            "{name}"
+        );
+        assert_eq!(
+            out.body,
+            format!("{{\"type\":\"about:blank\",\"title\":\"{title}\",\"status\":{status}}}"),
+            "{name}"
+        );
+        // The body is JSON.
+        let _: serde_json::Value = serde_json::from_slice(&out.body).expect(name);
+    }
+
+    // gRPC requests keep gRPC statuses.
+    let out = problem(effects(|_| DENY).0, Some("john"), true).await;
+    assert_eq!(out.headers["grpc-status"], "7");
+    assert_eq!(out.headers["content-type"], "application/grpc");
+    assert!(out.body.is_empty());
+
+    // A custom handler's default response follows the setting.
+    let cerbos = Cerbos::builder(effects(|_| DENY).0)
+        .principal(user_header)
+        .problem_json()
+        .on_rejection(|rejection: Rejection, parts: &Parts| {
+            let mut response = rejection.default_response(parts);
+            response
+                .headers_mut()
+                .insert("x-custom", http::HeaderValue::from_static("1"));
+            response
+        })
+        .build()
+        .unwrap();
+    let out = send(
+        cerbos
+            .layer(contact(), ["read"])
+            .unwrap()
+            .layer(handler.service()),
+        request(Method::GET, "/contacts/1", Some("john")),
+    )
+    .await;
+    assert_eq!(out.headers["x-custom"], "1");
+    assert_eq!(out.headers["content-type"], "application/problem+json");
+    assert_eq!(
+        out.body,
+        "{\"type\":\"about:blank\",\"title\":\"Forbidden\",\"status\":403}"
+    );
+}
+
+/// A GET (or a gRPC POST) of `/contacts/1` by `user` through a layer with
+/// problem+json bodies; the handler must not be called.
+async fn problem<P: Pdp>(pdp: P, user: Option<&str>, grpc: bool) -> Outcome {
+    let handler = Handler::default();
+    let layer = Cerbos::builder(pdp)
+        .principal(user_header)
+        .problem_json()
+        .build()
+        .unwrap()
+        .layer(contact(), ["read"])
+        .unwrap();
+    let mut req = request(Method::GET, "/contacts/1", user);
+    if grpc {
+        *req.method_mut() = Method::POST;
+        req.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+    }
+    let out = send(layer.layer(handler.service()), req).await;
+    assert_eq!(handler.calls(), 0);
+    out
+}
+
+/// The levels and messages of the events logged while it is the default
+/// subscriber (this thread only).
+mod log_capture {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::{
+        Event, Level, Metadata, Subscriber,
+        field::{Field, Visit},
+        span,
+    };
+
+    #[derive(Clone, Default)]
+    pub(super) struct Capture(pub(super) Arc<Mutex<Vec<(Level, String)>>>);
+
+    struct Message(String);
+
+    impl Visit for Message {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+            span::Id::from_u64(1)
+        }
+        fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+        fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            self.0
+                .lock()
+                .unwrap()
+                .push((*event.metadata().level(), message.0));
+        }
+        fn enter(&self, _: &span::Id) {}
+        fn exit(&self, _: &span::Id) {}
+    }
+}
+
+#[tokio::test]
+async fn a_cors_preflight_is_denied_and_logged_at_debug() {
+    let capture = log_capture::Capture::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+    let (pdp, seen) = effects(|_| ALLOW);
+    let cerbos = cerbos(pdp);
+    let layer = cerbos.layer(contact(), Actions::crud()).unwrap();
+    let handler = Handler::default();
+    let logged = || {
+        capture
+            .0
+            .lock()
+            .unwrap()
+            .drain(..)
+            .filter(|(_, message)| message.contains("no actions"))
+            .map(|(level, _)| level)
+            .collect::<Vec<_>>()
+    };
+
+    let mut preflight = request(Method::OPTIONS, "/contacts/1", Some("john"));
+    preflight.headers_mut().insert(
+        http::header::ACCESS_CONTROL_REQUEST_METHOD,
+        "PUT".parse().unwrap(),
+    );
+    preflight
+        .headers_mut()
+        .insert(http::header::ORIGIN, "https://a.example".parse().unwrap());
+    let out = send(layer.layer(handler.service()), preflight).await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN, "still denied");
+    assert_eq!(logged(), [tracing::Level::DEBUG]);
+
+    // A plain OPTIONS, and another unmapped method, are configuration
+    // gaps: errors.
+    for method in [Method::OPTIONS, Method::TRACE] {
+        let out = send(
+            layer.layer(handler.service()),
+            request(method.clone(), "/contacts/1", Some("john")),
+        )
+        .await;
+        assert_eq!(out.status, StatusCode::FORBIDDEN, "{method}");
+        assert_eq!(logged(), [tracing::Level::ERROR], "{method}");
+    }
+    assert_eq!(seen.calls(), 0, "the PDP is not asked");
+    assert_eq!(handler.calls(), 0);
+
+    // The same through the authorizer (the adapters' path).
+    let authorizer = cerbos.authorizer();
+    let subject = authorizer
+        .subject(&request(Method::OPTIONS, "/", Some("john")).into_parts().0)
+        .await
+        .unwrap();
+    let crud = Actions::crud().build().unwrap();
+    let rejection = authorizer
+        .authorize_actions(
+            &subject,
+            Resource::new("contact", "1"),
+            &Method::OPTIONS,
+            &crud,
+        )
+        .await
+        .unwrap_err();
+    let mut head = request(Method::OPTIONS, "/contacts/1", Some("john"))
+        .into_parts()
+        .0;
+    head.headers.insert(
+        http::header::ACCESS_CONTROL_REQUEST_METHOD,
+        "DELETE".parse().unwrap(),
+    );
+    assert_eq!(
+        authorizer.render(rejection, &head).status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(logged(), [tracing::Level::DEBUG]);
+}
