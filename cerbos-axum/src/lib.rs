@@ -18,7 +18,7 @@ pub use cerbos_tower::{
 };
 pub use guard::CerbosExt;
 pub use path::PathResource;
-pub use rejection::CerbosRejection;
+pub use rejection::{CerbosRejection, MAX_REJECTION_BODY, RejectionHandler, on_rejection};
 
 /// Used by the code `#[authorize]` generates.
 #[doc(hidden)]
