@@ -279,20 +279,20 @@ async fn app_level_middleware_uses_the_template() {
 #[actix_web::test]
 async fn pdp_down_then_back_with_custom_rejections() {
     let mut pdp = cerbos_testkit::Pdp::start(common::contact_policy_dir()).unwrap();
+    // 503 for an unreachable PDP is the default.
     let cerbos = cerbos(&pdp.grpc_endpoint(), |b| {
-        b.unreachable_status(http::StatusCode::SERVICE_UNAVAILABLE)
-            .on_rejection(
-                |rejection: cerbos_actix::Rejection, _: &http::request::Parts| {
-                    http::Response::builder()
-                        .status(rejection.status())
-                        .header("content-type", "application/json")
-                        .body(bytes::Bytes::from(format!(
-                            "{{\"error\":\"{:?}\"}}",
-                            rejection.kind()
-                        )))
-                        .unwrap()
-                },
-            )
+        b.on_rejection(
+            |rejection: cerbos_actix::Rejection, _: &http::request::Parts| {
+                http::Response::builder()
+                    .status(rejection.status())
+                    .header("content-type", "application/json")
+                    .body(bytes::Bytes::from(format!(
+                        "{{\"error\":\"{:?}\"}}",
+                        rejection.kind()
+                    )))
+                    .unwrap()
+            },
+        )
     });
     let app = app!(cerbos, contacts(10, 3));
     let entry_points = [
@@ -628,4 +628,43 @@ async fn bearer_jwt_configured_once_reaches_every_entry_point() {
             assert_eq!(status.as_u16(), *want, "{path} {token:?}");
         }
     }
+}
+
+#[actix_web::test]
+async fn problem_json_bodies_from_every_entry_point() {
+    let db = contacts(10, 3);
+    let geri = user_by_name("geri").unwrap();
+    let (denied, _) = db
+        .iter()
+        .find(|(_, c)| !expected(geri, c, "read") && !expected(geri, c, "update"))
+        .expect("a contact geri may neither read nor update");
+    let denied = denied.clone();
+    let cerbos = cerbos(&common::contact_pdp().grpc_endpoint(), |b| b.problem_json());
+    let app = app!(cerbos, db);
+    for (method, path, body) in [
+        ("GET", format!("/contacts/{denied}"), ""),
+        ("GET", format!("/api/v1/contacts/{denied}"), ""),
+        ("GET", format!("/attr/contacts/{denied}"), ""),
+        ("POST", "/archive".to_owned(), denied.as_str()),
+    ] {
+        let req = test::TestRequest::default()
+            .method(method.parse().unwrap())
+            .uri(&path)
+            .insert_header(("x-user", "geri"))
+            .set_payload(body.to_owned())
+            .to_request();
+        let response = test::call_service(&app, req).await;
+        assert_eq!(response.status().as_u16(), 403, "{path}");
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/problem+json",
+            "{path}"
+        );
+        let body = test::read_body(response).await;
+        assert_eq!(
+            body, "{\"type\":\"about:blank\",\"title\":\"Forbidden\",\"status\":403}",
+            "{path}"
+        );
+    }
+    assert_eq!(call(&app, "GET", "/contacts/1", "alice", "").await.0, 200);
 }

@@ -287,9 +287,9 @@ async fn custom_rejections_and_a_pdp_that_is_down() {
         .timeout(std::time::Duration::from_millis(500))
         .build()
         .unwrap();
+    // 503 for an unreachable PDP is the default.
     let cerbos = Cerbos::builder(client)
         .principal(principal_from_header)
-        .unreachable_status(StatusCode::SERVICE_UNAVAILABLE)
         .on_rejection(|rejection: Rejection, _: &Parts| {
             Response::builder()
                 .status(rejection.status())
@@ -325,4 +325,98 @@ async fn custom_rejections_and_a_pdp_that_is_down() {
         (status, body.as_str()),
         (StatusCode::UNAUTHORIZED, "{\"error\":\"Unauthenticated\"}")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn into_response_rejections_and_problem_json_against_the_real_pdp() {
+    let db = contacts(10, 3);
+    let geri = user_by_name("geri").unwrap();
+    let (denied, _) = db
+        .iter()
+        .find(|(_, c)| !expected(geri, c, "read") && !expected(geri, c, "update"))
+        .expect("a contact geri may neither read nor update");
+    let endpoint = common::contact_pdp().grpc_endpoint();
+
+    // A rejection handler returning an axum `IntoResponse`.
+    let cerbos = Cerbos::builder(common::live_client(&endpoint).build().unwrap())
+        .principal(principal_from_header)
+        .on_rejection(cerbos_axum::on_rejection(
+            |rejection: Rejection, parts: &Parts| {
+                (
+                    rejection.status(),
+                    [("x-rejected", format!("{:?}", rejection.kind()))],
+                    format!("{} {}: no", parts.method, parts.uri.path()),
+                )
+            },
+        ))
+        .build()
+        .unwrap();
+    let router = app(&cerbos, db.clone());
+    for path in [
+        format!("/api/contacts/{denied}"),
+        format!("/attr/contacts/{denied}"),
+    ] {
+        let response = router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .uri(&path)
+                    .header("x-user", "geri")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(response.headers()["x-rejected"], "Denied", "{path}");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        // The guard under `Router::nest` sees the nested path.
+        assert!(body.ends_with(b": no"), "{path}: {body:?}");
+    }
+    let (status, body) = send(&router, Method::POST, "/archive", "geri", denied).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, "POST /archive: no".to_owned())
+    );
+    let (status, _) = send(&router, Method::GET, "/api/contacts/1", "alice", "").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // problem+json bodies, from the guard, the attribute and `Authz`.
+    let cerbos = Cerbos::builder(common::live_client(&endpoint).build().unwrap())
+        .principal(principal_from_header)
+        .problem_json()
+        .build()
+        .unwrap();
+    let app = app(&cerbos, db.clone());
+    let problem = "{\"type\":\"about:blank\",\"title\":\"Forbidden\",\"status\":403}";
+    for (method, path, body) in [
+        (Method::GET, format!("/api/contacts/{denied}"), ""),
+        (Method::GET, format!("/attr/contacts/{denied}"), ""),
+        (Method::POST, "/archive".to_owned(), denied.as_str()),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(&path)
+                    .header("x-user", "geri")
+                    .body(Body::from(body.to_owned()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        assert_eq!(body, problem, "{path}");
+    }
 }

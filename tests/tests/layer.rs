@@ -570,8 +570,8 @@ fn denied_for_geri(db: &Db) -> String {
         .expect("a contact geri may not read")
 }
 
-/// The contact app with a client of `endpoint` and 503 for an unreachable
-/// PDP, and a contact geri may not read.
+/// The contact app with a client of `endpoint` and the default status for
+/// an unreachable PDP (503), and a contact geri may not read.
 fn fault_app(endpoint: &str, timeout: Duration, connect_timeout: Duration) -> (Router, String) {
     let client = Client::builder(endpoint)
         .timeout(timeout)
@@ -580,7 +580,6 @@ fn fault_app(endpoint: &str, timeout: Duration, connect_timeout: Duration) -> (R
         .unwrap();
     let cerbos = Cerbos::builder(client)
         .principal(principal_from_header)
-        .unreachable_status(StatusCode::SERVICE_UNAVAILABLE)
         .build()
         .unwrap();
     let db = contacts(12, 7);
@@ -687,4 +686,90 @@ async fn a_pdp_that_never_answers_is_denied_within_the_timeout() {
         assert!(took >= TIMEOUT, "answered before the timeout: {took:?}");
         assert!(took < TIMEOUT + Duration::from_secs(1), "took {took:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_pdp_answers_403_when_configured() {
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::builder(format!("http://127.0.0.1:{port}"))
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let cerbos = Cerbos::builder(client)
+        .principal(principal_from_header)
+        .unreachable_status(StatusCode::FORBIDDEN)
+        .build()
+        .unwrap();
+    let app = axum_app(&cerbos, contacts(4, 1));
+    for user in ["alice", "geri"] {
+        assert_eq!(
+            call(&app, &Method::GET, "/contacts/1", user).await,
+            (StatusCode::FORBIDDEN, "Forbidden".to_owned()),
+            "{user}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problem_json_bodies_and_a_cors_preflight_against_the_real_pdp() {
+    let db = contacts(12, 7);
+    let denied = denied_for_geri(&db);
+    let (pdp, calls) = counting(common::contact_client());
+    let cerbos = Cerbos::builder(pdp)
+        .principal(principal_from_header)
+        .problem_json()
+        .build()
+        .unwrap();
+    let app = axum_app(&cerbos, db);
+    let response = app
+        .clone()
+        .oneshot(http_request(
+            &Method::GET,
+            &format!("/contacts/{denied}"),
+            "geri",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"type": "about:blank", "title": "Forbidden", "status": 403})
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Allowed requests are untouched.
+    assert_eq!(
+        call(&app, &Method::GET, "/contacts/1", "alice").await.0,
+        StatusCode::OK
+    );
+
+    // A CORS preflight: no actions for OPTIONS, denied without asking the
+    // PDP (and logged at DEBUG, not as an error).
+    let calls_before = calls.load(Ordering::SeqCst);
+    let mut preflight = http_request(&Method::OPTIONS, "/contacts/1", "alice");
+    preflight.headers_mut().insert(
+        http::header::ACCESS_CONTROL_REQUEST_METHOD,
+        "PUT".parse().unwrap(),
+    );
+    preflight
+        .headers_mut()
+        .insert(http::header::ORIGIN, "https://app.example".parse().unwrap());
+    let response = app.clone().oneshot(preflight).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), calls_before);
 }
