@@ -18,11 +18,12 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use cerbos_sql::{Column, Dialect, ElementType, NullAs, PlanToSql, Relation};
-use cerbos_tower::{AttrValue, CheckResources, PlanFilter, PlanResources, Principal, Resource};
-use sea_query::{Alias, PostgresQueryBuilder, Query, SqliteQueryBuilder};
+use cerbos_tower::{AttrValue, Principal, Resource};
+use common::oracle::{self, Db, Event, Oracle, Pg, Sqlite, Tally};
+use sea_query::{Alias, Query};
 use serde_json::{Value, json};
 
 /// The actions of `policies/collections.yaml`, one per condition.
@@ -277,42 +278,6 @@ fn to_sql(dialect: Dialect) -> PlanToSql {
         )
 }
 
-#[derive(Default)]
-struct Tally {
-    cases: usize,
-    allowed: usize,
-    over: usize,
-    under: usize,
-    refused: usize,
-    example: String,
-}
-
-/// A database the oracle runs on.
-trait Db {
-    fn dialect(&self) -> Dialect;
-    async fn ids(&self, query: &sea_query::SelectStatement) -> Result<BTreeSet<String>, String>;
-}
-
-struct Sqlite(rusqlite::Connection);
-
-impl Db for Sqlite {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
-    async fn ids(&self, query: &sea_query::SelectStatement) -> Result<BTreeSet<String>, String> {
-        let (sql, values) = query.build(SqliteQueryBuilder);
-        let params = contacts_shared::sqlite_params(values).map_err(|e| format!("{sql}: {e}"))?;
-        let mut statement = self.0.prepare(&sql).map_err(|e| format!("{sql}: {e}"))?;
-        let rows = statement
-            .query_map(rusqlite::params_from_iter(params), |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(|e| format!("{sql}: {e}"))?;
-        rows.map(|r| r.map_err(|e| format!("{sql}: {e}"))).collect()
-    }
-}
-
 fn sqlite(rows: &[Row]) -> Sqlite {
     let db = rusqlite::Connection::open_in_memory().unwrap();
     db.execute_batch(
@@ -356,59 +321,11 @@ fn sqlite(rows: &[Row]) -> Sqlite {
     Sqlite(db)
 }
 
-struct Pg(tokio_postgres::Client);
-
-impl Db for Pg {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
-    async fn ids(&self, query: &sea_query::SelectStatement) -> Result<BTreeSet<String>, String> {
-        use tokio_postgres::types::{ToSql, Type};
-        let (sql, values) = query.build(PostgresQueryBuilder);
-        let mut types = Vec::new();
-        let mut params: Vec<Box<dyn ToSql + Sync + Send>> = Vec::new();
-        for value in values.0 {
-            let (ty, param): (Type, Box<dyn ToSql + Sync + Send>) = match value {
-                sea_query::Value::Bool(Some(b)) => (Type::BOOL, Box::new(b)),
-                sea_query::Value::Int(Some(i)) => (Type::INT4, Box::new(i)),
-                sea_query::Value::BigInt(Some(i)) => (Type::INT8, Box::new(i)),
-                sea_query::Value::Double(Some(f)) => (Type::FLOAT8, Box::new(f)),
-                sea_query::Value::String(Some(s)) => (Type::TEXT, Box::new(*s)),
-                other => return Err(format!("{sql}: unexpected bound value {other:?}")),
-            };
-            types.push(ty);
-            params.push(param);
-        }
-        let refs: Vec<&(dyn ToSql + Sync)> = params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        let error = |e: tokio_postgres::Error| {
-            let message = e
-                .as_db_error()
-                .map_or_else(|| e.to_string(), |db| db.message().to_owned());
-            format!("{sql}: {message}")
-        };
-        let statement = self.0.prepare_typed(&sql, &types).await.map_err(error)?;
-        let rows = self.0.query(&statement, &refs).await.map_err(error)?;
-        Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
-    }
-}
-
 async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
     use tokio_postgres::types::Type;
-    let pg = tokio::task::spawn_blocking(cerbos_testkit::Postgres::start)
-        .await
-        .unwrap()
-        .expect("PostgreSQL starts (cerbos-testkit installs it from npm)");
-    let (db, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-        .await
-        .expect("connects to PostgreSQL");
-    tokio::spawn(connection);
+    let (Pg(db), pg) = oracle::postgres().await;
     db.batch_execute(
-        "CREATE COLLATION nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
-         CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase, y TEXT,
+        "CREATE TABLE item (id TEXT PRIMARY KEY, tags JSONB, labels JSONB, nums JSONB, x TEXT COLLATE nocase, y TEXT,
            big BIGINT NOT NULL, big2 BIGINT NOT NULL);
          CREATE TABLE member (item_id TEXT NOT NULL, name TEXT COLLATE nocase);
          CREATE TABLE score (item_id TEXT NOT NULL, value BIGINT);",
@@ -469,66 +386,26 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
 
 /// Compares the plan-filtered rows with the checked rows for every
 /// principal and action.
-async fn run(db: &impl Db, rows: &[Row]) -> BTreeMap<String, Tally> {
+async fn run(db: &impl Db, dialect: Dialect, rows: &[Row]) -> BTreeMap<String, Tally> {
     let actions = actions();
-    let principals = principals();
-    let to_sql = to_sql(db.dialect());
+    let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
     let resources: Vec<Resource> = rows.iter().map(resource).collect();
     let mut base = Query::select();
     base.column((Alias::new("item"), Alias::new("id")))
         .from(Alias::new("item"));
-    let client = common::client();
-    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    for principal in &principals {
-        let mut check = CheckResources::new(principal.clone());
-        for resource in &resources {
-            check.push(resource.clone(), actions.iter().map(String::as_str));
-        }
-        let checked = client.check_resources(check).await.expect("check");
-        for action in &actions {
-            let tally = tallies.entry(action.clone()).or_default();
-            tally.cases += 1;
-            let allowed: BTreeSet<String> = checked
-                .results()
-                .iter()
-                .filter(|r| r.is_allowed(action))
-                .map(|r| r.id().to_owned())
-                .collect();
-            tally.allowed += allowed.len();
-            let plan = client
-                .plan_resources(
-                    PlanResources::new(principal.clone(), "collection").action(action.as_str()),
-                )
-                .await
-                .expect("plan");
-            let shown = match &plan.filter {
-                PlanFilter::Conditional(c) => c.to_string(),
-                other => format!("{other:?}"),
-            };
-            let filter = match to_sql.filter(&plan.filter) {
-                Ok(filter) => filter,
-                Err(e) => {
-                    tally.refused += 1;
-                    tally.example = format!("refused: {e}");
-                    continue;
-                }
-            };
-            let mut query = base.clone();
-            let may_match = filter.may_match();
-            filter.apply(&mut query);
-            let from_sql = if may_match {
-                db.ids(&query)
-                    .await
-                    .unwrap_or_else(|e| panic!("{action}: {e}"))
-            } else {
-                BTreeSet::new()
-            };
-            let over: Vec<_> = from_sql.difference(&allowed).collect();
-            let under: Vec<_> = allowed.difference(&from_sql).collect();
-            tally.over += over.len();
-            tally.under += under.len();
-            tally.example = shown.clone();
-            if !over.is_empty() || !under.is_empty() {
+    let oracle = Oracle {
+        kind: "collection",
+        actions: &actions,
+        principals: &principals(),
+        resources: &resources,
+        to_sql: &to_sql(dialect),
+        base,
+        errors_deny: false,
+        known_mismatches: &[],
+    };
+    oracle
+        .run(db, |event| {
+            if let Event::Mismatch(m) = event {
                 let show = |ids: &[&String]| {
                     ids.iter()
                         .map(|id| {
@@ -542,58 +419,32 @@ async fn run(db: &impl Db, rows: &[Row]) -> BTreeMap<String, Tally> {
                         .join("\n    ")
                 };
                 eprintln!(
-                    "mismatch {action} for {}: plan {shown}\n  over-granted:\n    {}\n  under-granted:\n    {}",
-                    principal.id(),
-                    show(&over),
-                    show(&under)
+                    "mismatch {} for {}: plan {}\n  over-granted:\n    {}\n  under-granted:\n    {}",
+                    m.action,
+                    m.principal.id(),
+                    m.shown,
+                    show(m.over),
+                    show(m.under)
                 );
             }
-        }
-    }
-    tallies
+        })
+        .await
 }
 
 fn report(name: &str, tallies: &BTreeMap<String, Tally>, rows: usize) {
-    let (mut cases, mut over, mut under, mut allowed, mut refused) = (0, 0, 0, 0, 0);
+    let totals = oracle::report(&format!("{name}: "), tallies, None);
     eprintln!(
-        "{name}: per condition: cases, PDP-allowed rows, over-granted, under-granted, refused"
+        "{name}: {} cases over {rows} rows ({} refused), {} allowed: {} over-granted, {} under-granted",
+        totals.cases, totals.refused, totals.allowed, totals.over, totals.under
     );
-    for (action, t) in tallies {
-        eprintln!(
-            "  {action:24} {:2} cases {:4} allowed {:3} over {:3} under {:2} refused  {}",
-            t.cases, t.allowed, t.over, t.under, t.refused, t.example
-        );
-        cases += t.cases;
-        over += t.over;
-        under += t.under;
-        allowed += t.allowed;
-        refused += t.refused;
-    }
-    eprintln!(
-        "{name}: {cases} cases over {rows} rows ({refused} refused), {allowed} allowed: {over} over-granted, {under} under-granted"
-    );
-    for (action, t) in tallies {
-        assert_eq!(
-            t.over, 0,
-            "{name} {action}: rows the PDP denies were returned"
-        );
-        assert_eq!(
-            t.under, 0,
-            "{name} {action}: rows the PDP allows were missed"
-        );
-        if REFUSED.contains(&action.as_str()) {
-            assert_eq!(t.refused, t.cases, "{name} {action} must be refused");
-        } else {
-            assert_eq!(t.refused, 0, "{name} {action} was refused: {}", t.example);
-        }
-    }
+    oracle::assert_sound(&format!("{name} "), tallies, REFUSED);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_plans_select_exactly_the_allowed_rows_in_sqlite() {
     let rows = rows();
     let db = sqlite(&rows);
-    let tallies = run(&db, &rows).await;
+    let tallies = run(&db, Dialect::Sqlite, &rows).await;
     report("SQLite", &tallies, rows.len());
 }
 
@@ -610,7 +461,7 @@ async fn list_plans_select_exactly_the_allowed_rows_in_postgres() {
         })
         .collect();
     let (db, pg) = postgres(&rows).await;
-    let tallies = run(&db, &rows).await;
+    let tallies = run(&db, Dialect::Postgres, &rows).await;
     report("PostgreSQL", &tallies, rows.len());
     drop(pg);
 }
@@ -623,54 +474,41 @@ async fn list_plans_select_exactly_the_allowed_rows_in_postgres() {
 async fn plain_list_translations_over_grant_in_sqlite() {
     let rows = rows();
     let db = sqlite(&rows);
-    let principal = principals().remove(0);
-    let mut check = CheckResources::new(principal.clone());
+    // Each over-grants.
     let plain_forms = [
         // SQLite's json_each reads `true` as 1.
         (
             "num_in_tags",
             "EXISTS (SELECT 1 FROM json_each(tags) WHERE value = 1)",
+            true,
         ),
         // json_each(NULL) is empty: CEL's error becomes true.
         (
             "not_tag_in",
             "NOT EXISTS (SELECT 1 FROM json_each(tags) WHERE value = 'a')",
+            true,
         ),
         // The member names' NOCASE collation.
         (
             "members_in",
             "EXISTS (SELECT 1 FROM member WHERE member.item_id = item.id AND name = 'a')",
+            true,
         ),
         // LIKE ignores case, and a number item is no error to it.
         (
             "not_all_starts",
             "EXISTS (SELECT 1 FROM json_each(tags) WHERE NOT value LIKE 'a%')",
+            true,
         ),
     ];
-    for row in &rows {
-        check.push(resource(row), plain_forms.iter().map(|(a, _)| *a));
-    }
-    let checked = common::client()
-        .check_resources(check)
-        .await
-        .expect("check");
-    for (action, plain) in plain_forms {
-        let allowed: BTreeSet<String> = checked
-            .results()
-            .iter()
-            .filter(|r| r.is_allowed(action))
-            .map(|r| r.id().to_owned())
-            .collect();
-        let mut statement =
-            db.0.prepare(&format!("SELECT id FROM item WHERE {plain}"))
-                .unwrap();
-        let from_sql: BTreeSet<String> = statement
-            .query_map([], |row| row.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        let over = from_sql.difference(&allowed).count();
-        eprintln!("  plain form of {action:16} {over:3} over-granted: {plain}");
-        assert!(over > 0, "{action}: the plain form over-grants");
-    }
+    let resources: Vec<Resource> = rows.iter().map(resource).collect();
+    oracle::assert_forms_fall_into_traps(
+        &db,
+        &principals()[0],
+        &resources,
+        "plain form",
+        (16, 0),
+        &plain_forms,
+    )
+    .await;
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod contacts;
+pub mod oracle;
 
 use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
