@@ -101,8 +101,11 @@ where
     }))
 }
 
+/// The user's handler, its response made an axum [`Response`].
+type BoxHandler = Box<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>;
+
 /// Type of the rejection handler made by [`on_rejection`].
-pub struct RejectionHandler(Box<dyn Fn(Rejection, &Parts) -> Response + Send + Sync>);
+pub struct RejectionHandler(BoxHandler);
 
 impl fmt::Debug for RejectionHandler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
