@@ -398,7 +398,7 @@ async fn run(db: &impl Db, dialect: Dialect, rows: &[Row]) -> BTreeMap<String, T
         actions: &actions,
         principals: &principals(),
         resources: &resources,
-        to_sql: &to_sql(dialect),
+        to_sql: to_sql(dialect),
         base,
         errors_deny: false,
         known_mismatches: &[],

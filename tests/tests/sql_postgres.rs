@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use cerbos_sql::Dialect;
 use cerbos_testkit::Postgres;
 use cerbos_tower::{Principal, Resource};
-use common::oracle::{self, ACTIONS, Event, HostileRow, Oracle, Pg, REFUSED, ROWS, Tally};
-use sea_query::{Alias, PostgresQueryBuilder, Query};
+use common::oracle::{self, ACTIONS, Db, Event, HostileRow, Oracle, Pg, REFUSED, ROWS, Tally};
+use sea_query::PostgresQueryBuilder;
 use tokio_postgres::types::Type;
 
 /// The conditions whose query PostgreSQL rejects: a NUL byte in a bound
@@ -122,17 +122,10 @@ async fn run(fixture: &Fixture, typed: bool, show_rows: bool) -> BTreeMap<String
         principals,
         ..
     } = fixture;
-    let mut base = Query::select();
-    base.column(Alias::new("id")).from(Alias::new("item"));
     let oracle = Oracle {
-        kind: "soundness",
-        actions: ACTIONS,
-        principals,
-        resources,
-        to_sql: &oracle::soundness_to_sql(Dialect::Postgres, typed),
-        base,
         errors_deny: true,
         known_mismatches: KNOWN_MISMATCHES,
+        ..Oracle::soundness(Dialect::Postgres, typed, principals, resources)
     };
     let tallies = oracle
         .run(db, |event| match event {
@@ -166,13 +159,8 @@ async fn run(fixture: &Fixture, typed: bool, show_rows: bool) -> BTreeMap<String
         totals.under
     );
     assert_eq!(totals.cases, ACTIONS.len() * principals.len());
-    let count: i64 =
-        db.0.query_one("SELECT count(*) FROM item", &[])
-            .await
-            .unwrap()
-            .get(0);
     assert_eq!(
-        count as usize,
+        db.count_items().await,
         resources.len(),
         "the hostile strings were never run as SQL"
     );

@@ -16,8 +16,7 @@ use std::collections::BTreeMap;
 
 use cerbos_sql::Dialect;
 use cerbos_tower::{Principal, Resource};
-use common::oracle::{self, ACTIONS, Event, HostileRow, Oracle, REFUSED, ROWS, Sqlite, Tally};
-use sea_query::{Alias, Query};
+use common::oracle::{self, ACTIONS, Db, Event, HostileRow, Oracle, REFUSED, ROWS, Sqlite, Tally};
 
 /// The hostile rows (in SQLite and as resources) and the principals.
 struct Fixture {
@@ -70,18 +69,7 @@ async fn run(fixture: &Fixture, typed: bool, show_rows: bool) -> BTreeMap<String
         resources,
         principals,
     } = fixture;
-    let mut base = Query::select();
-    base.column(Alias::new("id")).from(Alias::new("item"));
-    let oracle = Oracle {
-        kind: "soundness",
-        actions: ACTIONS,
-        principals,
-        resources,
-        to_sql: &oracle::soundness_to_sql(Dialect::Sqlite, typed),
-        base,
-        errors_deny: false,
-        known_mismatches: &[],
-    };
+    let oracle = Oracle::soundness(Dialect::Sqlite, typed, principals, resources);
     let tallies = oracle
         .run(db, |event| {
             if let Event::Mismatch(m) = event
@@ -107,11 +95,9 @@ async fn run(fixture: &Fixture, typed: bool, show_rows: bool) -> BTreeMap<String
         totals.under
     );
     assert_eq!(totals.cases, ACTIONS.len() * principals.len());
-    let count: i64 =
-        db.0.query_row("SELECT count(*) FROM item", [], |r| r.get(0))
-            .unwrap();
     assert_eq!(
-        count as usize, ROWS,
+        db.count_items().await,
+        ROWS,
         "the hostile strings were never run as SQL"
     );
     tallies

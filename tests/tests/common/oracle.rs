@@ -238,6 +238,8 @@ pub trait Db {
     /// The ids of `SELECT id FROM item WHERE {condition}` (a hand-written
     /// form of a condition, for the controls).
     async fn ids_where(&self, condition: &str) -> BTreeSet<String>;
+    /// `SELECT count(*) FROM item`.
+    async fn count_items(&self) -> usize;
 }
 
 /// An SQLite database.
@@ -266,6 +268,14 @@ impl Db for Sqlite {
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    async fn count_items(&self) -> usize {
+        let count: i64 = self
+            .0
+            .query_row("SELECT count(*) FROM item", [], |r| r.get(0))
+            .unwrap();
+        count as usize
     }
 }
 
@@ -314,6 +324,16 @@ impl Db for Pg {
             .iter()
             .map(|row| row.get(0))
             .collect()
+    }
+
+    async fn count_items(&self) -> usize {
+        let count: i64 = self
+            .0
+            .query_one("SELECT count(*) FROM item", &[])
+            .await
+            .unwrap()
+            .get(0);
+        count as usize
     }
 }
 
@@ -393,7 +413,7 @@ pub struct Oracle<'a> {
     pub actions: &'a [&'a str],
     pub principals: &'a [Principal],
     pub resources: &'a [Resource],
-    pub to_sql: &'a PlanToSql,
+    pub to_sql: PlanToSql,
     /// The query the filters are applied to (selecting the ids).
     pub base: SelectStatement,
     /// A query the database rejects denies (counted as failed, its allowed
@@ -403,7 +423,30 @@ pub struct Oracle<'a> {
     pub known_mismatches: &'a [(&'a str, &'a str)],
 }
 
-impl Oracle<'_> {
+impl<'a> Oracle<'a> {
+    /// The oracle of `policies/soundness.yaml` (every action of
+    /// [`ACTIONS`]) on the `item` table, with declared column types or
+    /// (`typed` false) unchecked columns; a query error fails the test.
+    pub fn soundness(
+        dialect: Dialect,
+        typed: bool,
+        principals: &'a [Principal],
+        resources: &'a [Resource],
+    ) -> Self {
+        let mut base = sea_query::Query::select();
+        base.column(Alias::new("id")).from(Alias::new("item"));
+        Oracle {
+            kind: "soundness",
+            actions: ACTIONS,
+            principals,
+            resources,
+            to_sql: soundness_to_sql(dialect, typed),
+            base,
+            errors_deny: false,
+            known_mismatches: &[],
+        }
+    }
+
     /// Compares the plan-filtered rows with the checked rows for every
     /// principal and action.
     pub async fn run(
