@@ -152,8 +152,8 @@ impl Parse for Options {
 /// the id from the route's path parameter, calls the loader, and asks the
 /// PDP about every action in one `CheckResources` call, all before the
 /// handler's other extractors run. It rejects exactly like the layer (401,
-/// 404, 403, 503 if so configured, or the custom rejection handler's
-/// response). When the request is allowed, the `Decision`, `PermissionMap`,
+/// 404, 403, 503 for a PDP that gives no usable answer, or the custom
+/// rejection handler's response). When the request is allowed, the `Decision`, `PermissionMap`,
 /// `Principal` and `Resource` are in the request extensions, so the
 /// handler can take them as arguments.
 ///

@@ -205,8 +205,9 @@ impl Authorizer {
     }
 
     /// Like [`check`](Self::check), but anything other than "every action
-    /// allowed" is the [`Rejection`] the layer would have made (403, 503
-    /// if so configured, 401 for a bearer token the PDP refused).
+    /// allowed" is the [`Rejection`] the layer would have made (403 for a
+    /// denial, 503 by default for a PDP that gives no usable answer, 401
+    /// for a bearer token the PDP refused).
     pub async fn require<A: Into<String>>(
         &self,
         subject: &Subject,
