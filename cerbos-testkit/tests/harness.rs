@@ -1,37 +1,17 @@
 //! The harness against the real binary: start, health, logs, Unix sockets,
 //! restarts on the same port, kill on drop, no orphans, policy compilation.
 
-use std::{
-    path::PathBuf,
-    process::Command,
-    thread,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use cerbos_testkit::{Pdp, compile};
+use common::gone;
+
+mod common;
 
 fn fixtures(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
-}
-
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-        match stat {
-            Err(_) => return true,
-            Ok(s)
-                if s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
-            {
-                return true;
-            }
-            Ok(_) => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    false
 }
 
 fn health(addr: std::net::SocketAddr) -> bool {
@@ -122,40 +102,13 @@ fn orphan_helper() {
     std::process::abort();
 }
 
-/// The value the helper printed as `NAME=value` (libtest may print the
-/// test's name before it on the same line).
-fn printed<'a>(stdout: &'a str, name: &str) -> &'a str {
-    let marker = format!("{name}=");
-    stdout
-        .lines()
-        .find_map(|l| l.split_once(&marker).map(|(_, value)| value))
-        .unwrap_or_else(|| panic!("the helper printed {name}: {stdout}"))
-        .trim()
-}
-
 #[test]
 fn no_orphan_when_the_test_process_is_killed() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "orphan_helper",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CERBOS_TESTKIT_ORPHAN_HELPER", "1")
-        .output()
-        .expect("the helper runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let pid: u32 = printed(&stdout, "PDP_PID").parse().unwrap();
-    let dir = std::path::PathBuf::from(printed(&stdout, "PDP_DIR"));
-    assert!(!output.status.success(), "the helper aborted");
+    let (pid, dir) =
+        common::run_aborting_helper("orphan_helper", "CERBOS_TESTKIT_ORPHAN_HELPER", "PDP");
     assert!(gone(pid), "PDP {pid} outlived the process that started it");
     // The watchdog removes the directory right after the PDP is gone.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while dir.exists() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!dir.exists(), "{} outlived the process", dir.display());
+    common::assert_removed_soon(&dir);
 }
 
 #[test]

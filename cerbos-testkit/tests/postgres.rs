@@ -5,29 +5,13 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    process::Command,
-    thread,
     time::{Duration, Instant},
 };
 
 use cerbos_testkit::{Postgres, UNPRIVILEGED_UID};
+use common::gone;
 
-fn gone(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(s)
-                if s.rsplit_once(')')
-                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z')) =>
-            {
-                return true;
-            }
-            Ok(_) => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-    false
-}
+mod common;
 
 /// One message of the PostgreSQL wire protocol: its type and body.
 fn message(stream: &mut TcpStream) -> (u8, Vec<u8>) {
@@ -162,38 +146,16 @@ fn postgres_orphan_helper() {
     std::process::abort();
 }
 
-fn printed<'a>(stdout: &'a str, name: &str) -> &'a str {
-    let marker = format!("{name}=");
-    stdout
-        .lines()
-        .find_map(|l| l.split_once(&marker).map(|(_, value)| value))
-        .unwrap_or_else(|| panic!("the helper printed {name}: {stdout}"))
-        .trim()
-}
-
 #[test]
 fn no_orphan_when_the_test_process_dies() {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "postgres_orphan_helper",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CERBOS_TESTKIT_PG_ORPHAN_HELPER", "1")
-        .output()
-        .expect("the helper runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let pid: u32 = printed(&stdout, "PG_PID").parse().unwrap();
-    let dir = std::path::PathBuf::from(printed(&stdout, "PG_DIR"));
-    assert!(!output.status.success(), "the helper aborted");
+    let (pid, dir) = common::run_aborting_helper(
+        "postgres_orphan_helper",
+        "CERBOS_TESTKIT_PG_ORPHAN_HELPER",
+        "PG",
+    );
     assert!(
         gone(pid),
         "PostgreSQL {pid} outlived the process that started it"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while dir.exists() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!dir.exists(), "{} outlived the process", dir.display());
+    common::assert_removed_soon(&dir);
 }
