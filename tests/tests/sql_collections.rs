@@ -419,10 +419,8 @@ async fn run(db: &impl Db, dialect: Dialect, rows: &[Row]) -> BTreeMap<String, T
                         .join("\n    ")
                 };
                 eprintln!(
-                    "mismatch {} for {}: plan {}\n  over-granted:\n    {}\n  under-granted:\n    {}",
-                    m.action,
-                    m.principal.id(),
-                    m.shown,
+                    "{}\n  over-granted:\n    {}\n  under-granted:\n    {}",
+                    m.headline(),
                     show(m.over),
                     show(m.under)
                 );

@@ -138,10 +138,8 @@ async fn run(fixture: &Fixture, typed: bool, show_rows: bool) -> BTreeMap<String
             Event::Mismatch(m) => {
                 let (sql, values) = m.query.build(PostgresQueryBuilder);
                 eprintln!(
-                    "mismatch {} for {}: plan {}\n  SQL {sql}\n  values {values:?}\n  over-granted {:?}, under-granted {:?}",
-                    m.action,
-                    m.principal.id(),
-                    m.shown,
+                    "{}\n  SQL {sql}\n  values {values:?}\n  over-granted {:?}, under-granted {:?}",
+                    m.headline(),
                     m.over,
                     m.under
                 );

@@ -36,21 +36,12 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let rows = oracle::hostile_rows(ROWS);
-    for HostileRow {
-        id,
-        owner,
-        code,
-        active,
-        x,
-        name,
-        score,
-        n,
-        y,
-    } in &rows
-    {
+    for row in &rows {
         db.execute(
             "INSERT INTO item VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            rusqlite::params![id, owner, code, active, x, name, score, n, y],
+            rusqlite::params![
+                row.id, row.owner, row.code, row.active, row.x, row.name, row.score, row.n, row.y
+            ],
         )
         .unwrap();
     }
@@ -76,10 +67,8 @@ async fn run(fixture: &Fixture, typed: bool, show_rows: bool) -> BTreeMap<String
                 && show_rows
             {
                 eprintln!(
-                    "mismatch {} for {}: plan {}: over-granted {:?}, under-granted {:?}",
-                    m.action,
-                    m.principal.id(),
-                    m.shown,
+                    "{}: over-granted {:?}, under-granted {:?}",
+                    m.headline(),
                     m.over,
                     m.under
                 );

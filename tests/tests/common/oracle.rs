@@ -406,6 +406,18 @@ pub struct Mismatch<'a> {
     pub under: &'a [&'a String],
 }
 
+impl Mismatch<'_> {
+    /// `mismatch ACTION for PRINCIPAL: plan FILTER`.
+    pub fn headline(&self) -> String {
+        format!(
+            "mismatch {} for {}: plan {}",
+            self.action,
+            self.principal.id(),
+            self.shown
+        )
+    }
+}
+
 /// One comparison of plan-filtered rows with checked rows.
 pub struct Oracle<'a> {
     /// The resource kind the plans are asked for.
