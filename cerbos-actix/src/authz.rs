@@ -4,7 +4,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use cerbos_tower::{
     Resource,
     adapter::HandlerChecks,
-    layer::{Decision, Subject},
+    layer::{Decision, PermissionMap, Plan, Subject},
 };
 use futures_util::future::LocalBoxFuture;
 
@@ -17,7 +17,10 @@ use crate::{
 /// has: the principal is resolved when the extractor runs (401 and the
 /// like reject the request before the handler); each
 /// [`check`](Self::check) or [`require`](Self::require) is one
-/// `CheckResources` call with all its actions.
+/// `CheckResources` call with all its actions. A list page asks for its
+/// query [`plan`](Self::plan) (one `PlanResources` call) and for the
+/// [`permissions`](Self::permissions) of its rows (one `CheckResources`
+/// call with every row).
 ///
 /// Needs the [`Authorizer`](crate::Authorizer) in the app data
 /// (`App::app_data(cerbos.authorizer())`).
@@ -84,5 +87,33 @@ impl Authz {
         actions: impl IntoIterator<Item = A>,
     ) -> Result<Decision, CerbosRejection> {
         Ok(self.0.require(resource, actions).await?)
+    }
+
+    /// The query plan for listing the resources of `kind` on which every
+    /// one of `actions` is allowed (one `PlanResources` call); its
+    /// [`filter`](Plan::filter) becomes the database query. Fail-closed
+    /// like [`require`](Self::require), with the same rejections: a PDP
+    /// that cannot be asked or cannot plan is the unreachable rejection
+    /// (503 by default), rendered by the configured rejection handler;
+    /// bypassed, the plan allows every resource.
+    pub async fn plan<A: Into<String>>(
+        &self,
+        kind: impl Into<String>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Plan, CerbosRejection> {
+        Ok(self.0.plan(kind, actions).await?)
+    }
+
+    /// The [`PermissionMap`] of `actions` for each of `resources` (a
+    /// page's rows), in the same order, from one `CheckResources` call
+    /// (chunked by the client). A denied action is `false` in its map; a
+    /// PDP that cannot be asked, or a row missing from its answer, is the
+    /// unreachable rejection for the whole call.
+    pub async fn permissions<A: Into<String>>(
+        &self,
+        resources: impl IntoIterator<Item = Resource>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<PermissionMap>, CerbosRejection> {
+        Ok(self.0.permissions(resources, actions).await?)
     }
 }

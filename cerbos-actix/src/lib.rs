@@ -11,9 +11,9 @@ pub use authorized::Authorized;
 pub use authz::Authz;
 pub use cerbos_macros::actix_authorize as authorize;
 pub use cerbos_tower::{
-    self, Client, MissingAuthorization, Principal, Resource,
+    self, Client, MissingAuthorization, PlanFilter, Principal, Resource,
     layer::{
-        Actions, Authorizer, BearerJwt, Cerbos, Decision, PermissionMap, Reason, Rejection,
+        Actions, Authorizer, BearerJwt, Cerbos, Decision, PermissionMap, Plan, Reason, Rejection,
         RejectionKind, ResolveError, Subject,
     },
 };

@@ -12,7 +12,8 @@
 //! - [`authorize_request`]: the whole check of a guard or of
 //!   `#[authorize]` (principal, resource, one PDP call), giving the
 //!   [`Allowed`] request's extensions or a [`RenderedRejection`];
-//! - [`HandlerChecks`]: what an in-handler `Authz` extractor holds and does;
+//! - [`HandlerChecks`]: what an in-handler `Authz` extractor holds and does
+//!   (checks, query plans, per-row permissions);
 //! - [`RenderedRejection`]: a rejection rendered as the layer would, which
 //!   an adapter's `CerbosRejection` wraps to give it its framework's
 //!   response type;
@@ -32,7 +33,7 @@ use http::request::Parts;
 use crate::{
     Principal, Resource,
     layer::{
-        ActionSet, Authorizer, ConfigError, Decision, PathParams, PermissionMap, Rejection,
+        ActionSet, Authorizer, ConfigError, Decision, PathParams, PermissionMap, Plan, Rejection,
         RejectionKind, ResolveError, Subject,
     },
 };
@@ -344,6 +345,36 @@ impl HandlerChecks {
         self.authorizer
             .require(&self.subject, resource, actions)
             .await
-            .map_err(|rejection| RenderedRejection::new(&self.authorizer, rejection, &self.head))
+            .map_err(|rejection| self.rendered(rejection))
+    }
+
+    /// [`Authorizer::plan`] for the request's principal, its rejection
+    /// rendered as the layer would.
+    pub async fn plan<A: Into<String>>(
+        &self,
+        kind: impl Into<String>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Plan, RenderedRejection> {
+        self.authorizer
+            .plan(&self.subject, kind, actions)
+            .await
+            .map_err(|rejection| self.rendered(rejection))
+    }
+
+    /// [`Authorizer::permissions`] for the request's principal, its
+    /// rejection rendered as the layer would.
+    pub async fn permissions<A: Into<String>>(
+        &self,
+        resources: impl IntoIterator<Item = Resource>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<PermissionMap>, RenderedRejection> {
+        self.authorizer
+            .permissions(&self.subject, resources, actions)
+            .await
+            .map_err(|rejection| self.rendered(rejection))
+    }
+
+    fn rendered(&self, rejection: Rejection) -> RenderedRejection {
+        RenderedRejection::new(&self.authorizer, rejection, &self.head)
     }
 }

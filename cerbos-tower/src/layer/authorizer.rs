@@ -7,12 +7,16 @@ use bytes::Bytes;
 use http::{Response, request::Parts};
 
 use super::{
-    ActionSet, Actions, Cerbos, Decision, Pdp, PrincipalResolver, Reason, Rejection, RejectionKind,
+    ActionSet, Actions, Cerbos, Decision, Pdp, PermissionMap, PrincipalResolver, Reason, Rejection,
+    RejectionKind,
     actions::{ActionSpec, RouteActions},
     config::Shared,
-    evaluate::{begin_check, bypassed, decision, finish_check, no_actions_for_method, request_id},
+    evaluate::{
+        begin_check, begin_permissions, begin_plan, bypassed, bypassed_permissions, bypassed_plan,
+        decision, finish_check, finish_permissions, finish_plan, no_actions_for_method, request_id,
+    },
 };
-use crate::{AuxData, Principal, Resource};
+use crate::{AuxData, PlanFilter, PlanResourcesResponse, Principal, Resource};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -55,6 +59,18 @@ trait Erased: Send + Sync + 'static {
         resource: Resource,
         actions: Arc<[ActionSpec]>,
     ) -> BoxFuture<'static, Result<Decision, Rejection>>;
+    fn plan(
+        &self,
+        subject: &Subject,
+        kind: String,
+        actions: Vec<String>,
+    ) -> BoxFuture<'static, Result<Plan, Rejection>>;
+    fn permissions(
+        &self,
+        subject: &Subject,
+        resources: Vec<Resource>,
+        actions: Arc<[ActionSpec]>,
+    ) -> BoxFuture<'static, Result<Vec<PermissionMap>, Rejection>>;
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes>;
     fn has_custom_rejection(&self) -> bool;
 }
@@ -103,12 +119,139 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
         })
     }
 
+    fn plan(
+        &self,
+        subject: &Subject,
+        kind: String,
+        actions: Vec<String>,
+    ) -> BoxFuture<'static, Result<Plan, Rejection>> {
+        let request_id = subject.request_id.clone();
+        if self.bypass {
+            bypassed_plan(&kind, &actions);
+            let plan = Plan {
+                filter: PlanFilter::AlwaysAllowed,
+                reason: Reason::Bypassed,
+                kind,
+                actions,
+                cerbos_call_id: String::new(),
+                request_id,
+                response: None,
+            };
+            return Box::pin(std::future::ready(Ok(plan)));
+        }
+        let (fut, pending) = begin_plan(
+            &self.pdp,
+            subject.principal.clone(),
+            subject.aux_data.clone(),
+            kind.clone(),
+            actions.clone(),
+            &request_id,
+        );
+        Box::pin(async move {
+            let response = finish_plan(pending, fut.await)?;
+            Ok(Plan {
+                filter: response.filter.clone(),
+                reason: Reason::Allowed,
+                kind,
+                actions,
+                cerbos_call_id: response.cerbos_call_id.clone(),
+                request_id,
+                response: Some(Box::new(response)),
+            })
+        })
+    }
+
+    fn permissions(
+        &self,
+        subject: &Subject,
+        resources: Vec<Resource>,
+        actions: Arc<[ActionSpec]>,
+    ) -> BoxFuture<'static, Result<Vec<PermissionMap>, Rejection>> {
+        if resources.is_empty() {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        if self.bypass {
+            let maps = bypassed_permissions(&resources, &actions);
+            return Box::pin(std::future::ready(Ok(maps)));
+        }
+        let (fut, pending) = begin_permissions(
+            &self.pdp,
+            subject.principal.clone(),
+            subject.aux_data.clone(),
+            resources,
+            actions,
+            &subject.request_id,
+        );
+        Box::pin(async move { finish_permissions(pending, fut.await) })
+    }
+
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
         Shared::render(self, rejection, parts)
     }
 
     fn has_custom_rejection(&self) -> bool {
         self.on_rejection.is_some()
+    }
+}
+
+/// A query plan: which resources of a kind the principal may act on, as
+/// [`Authorizer::plan`] got it from the PDP (checked to be about the kind
+/// and actions asked), or [`PlanFilter::AlwaysAllowed`] when authorization
+/// is bypassed. Turn its [`filter`](Self::filter) into a database query
+/// (with `cerbos-sql`'s `PlanToSql`, for example).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    filter: PlanFilter,
+    reason: Reason,
+    kind: String,
+    actions: Vec<String>,
+    cerbos_call_id: String,
+    request_id: String,
+    response: Option<Box<PlanResourcesResponse>>,
+}
+
+impl Plan {
+    /// Which resources the principal may act on.
+    pub fn filter(&self) -> &PlanFilter {
+        &self.filter
+    }
+
+    /// The filter, by value.
+    pub fn into_filter(self) -> PlanFilter {
+        self.filter
+    }
+
+    /// [`Reason::Allowed`] when the PDP planned (whatever the filter),
+    /// [`Reason::Bypassed`] when it was not asked.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The resource kind planned for.
+    pub fn resource_kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The actions planned for (every one of them is allowed on the
+    /// resources the filter selects).
+    pub fn actions(&self) -> &[String] {
+        &self.actions
+    }
+
+    /// The PDP's call id; empty when it was not asked.
+    pub fn cerbos_call_id(&self) -> &str {
+        &self.cerbos_call_id
+    }
+
+    /// The request id sent to the PDP.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The PDP's whole answer (validation errors, policy version, …);
+    /// `None` when it was not asked.
+    pub fn response(&self) -> Option<&PlanResourcesResponse> {
+        self.response.as_deref()
     }
 }
 
@@ -243,6 +386,68 @@ impl Authorizer {
             }
         };
         self.inner.check(subject, resource, specs).await
+    }
+
+    /// Asks the PDP which resources of `kind` `subject` may do every one
+    /// of `actions` on (one `PlanResources` call), for a listing filtered
+    /// in the database. Fail-closed like a check: a PDP that cannot be
+    /// asked, cannot plan ([`Pdp::plan`]), or answers a plan for another
+    /// kind or other actions is the unreachable [`Rejection`] (503 by
+    /// default; 401 for a bearer token the PDP refused); a blank kind or
+    /// no action is denied (403) without asking the PDP. When bypassed,
+    /// the plan is [`PlanFilter::AlwaysAllowed`], logged as a warning.
+    pub async fn plan<A: Into<String>>(
+        &self,
+        subject: &Subject,
+        kind: impl Into<String>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Plan, Rejection> {
+        let kind = kind.into();
+        let mut names: Vec<String> = Vec::new();
+        for action in actions {
+            let action = action.into();
+            if !names.contains(&action) {
+                names.push(action);
+            }
+        }
+        if kind.trim().is_empty() || names.is_empty() || names.iter().any(|a| a.trim().is_empty()) {
+            tracing::error!(
+                kind = kind.as_str(),
+                "a plan needs a resource kind and at least one non-empty action: denied without asking the PDP"
+            );
+            return Err(Rejection::new(RejectionKind::Denied, None, None));
+        }
+        self.inner.plan(subject, kind, names).await
+    }
+
+    /// The [`PermissionMap`] of `actions` for every one of `resources`
+    /// (the rows of a page, for their edit and delete buttons), in the
+    /// order of `resources`: one `CheckResources` call with every row
+    /// (the client splits it into chunks within the PDP's limits). A
+    /// denied action is `false` in its row's map, not a rejection.
+    /// Fail-closed: a PDP that cannot be asked, or an answer with a row
+    /// missing, misplaced or without an effect for an action, fails the
+    /// whole call with the unreachable [`Rejection`] (503 by default). No
+    /// resources: no PDP call. When bypassed, every action is allowed,
+    /// logged as a warning.
+    pub async fn permissions<A: Into<String>>(
+        &self,
+        subject: &Subject,
+        resources: impl IntoIterator<Item = Resource>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<PermissionMap>, Rejection> {
+        let resources: Vec<Resource> = resources.into_iter().collect();
+        let specs = match Actions::require(actions).build().map(|set| set.0) {
+            Ok(RouteActions::Fixed(specs)) => specs,
+            _ => {
+                tracing::error!(
+                    kind = resources.first().map_or("", |r| r.kind()),
+                    "permissions need at least one non-empty action: denied without asking the PDP"
+                );
+                return Err(Rejection::new(RejectionKind::Denied, None, None));
+            }
+        };
+        self.inner.permissions(subject, resources, specs).await
     }
 
     /// What [`render`](Self::render) needs of a request's head, kept for a

@@ -10,9 +10,13 @@ use http::request::Parts;
 use tracing::field::Empty;
 
 use super::{
-    Decision, Pdp, Reason, Rejection, RejectionKind, actions::ActionSpec, decision::ActionOutcome,
+    BoxPlanFuture, Decision, Pdp, PermissionMap, Reason, Rejection, RejectionKind,
+    actions::ActionSpec, decision::ActionOutcome,
 };
-use crate::{AuxData, CheckResources, CheckResourcesResponse, Principal, Resource};
+use crate::{
+    AuxData, CheckResources, CheckResourcesResponse, PlanFilter, PlanResources,
+    PlanResourcesResponse, Principal, Resource,
+};
 
 /// What the check in flight needs to make its decision.
 pub(crate) struct Pending {
@@ -251,6 +255,274 @@ fn log_decision(decision: &Decision, cause: Option<&str>, span: &tracing::Span, 
             "no usable answer from the Cerbos PDP: request denied"
         ),
     }
+}
+
+/// The rejection for a PDP call that gave no usable answer: unreachable,
+/// or unauthenticated when a JWT went with it and the PDP refused it.
+fn unusable(sent_jwt: bool, answer_err: Option<&crate::Error>, cause: String) -> Rejection {
+    let bad_jwt = sent_jwt && matches!(answer_err, Some(crate::Error::InvalidArgument { .. }));
+    let kind = if bad_jwt {
+        RejectionKind::Unauthenticated
+    } else {
+        RejectionKind::Unreachable
+    };
+    Rejection::new(kind, None, Some(cause))
+}
+
+/// What the plan in flight needs to be checked and logged.
+pub(crate) struct PendingPlan {
+    kind: String,
+    actions: Vec<String>,
+    span: tracing::Span,
+    started: Instant,
+    sent_jwt: bool,
+}
+
+/// Starts a `PlanResources` call for `actions` on resources of `kind`.
+pub(crate) fn begin_plan<P: Pdp>(
+    pdp: &P,
+    principal: Principal,
+    aux_data: Option<AuxData>,
+    kind: String,
+    actions: Vec<String>,
+    request_id: &str,
+) -> (BoxPlanFuture, PendingPlan) {
+    let mut plan = PlanResources::new(principal, kind.clone())
+        .actions_from(actions.iter().cloned())
+        .request_id(request_id);
+    let sent_jwt = aux_data.is_some();
+    if let Some(aux) = aux_data {
+        plan = plan.aux_data(aux);
+    }
+    let span = tracing::debug_span!(
+        "cerbos_plan",
+        kind = %kind,
+        actions = ?actions,
+        request_id = %request_id,
+        reason = Empty,
+        cerbos_call_id = Empty,
+        duration_us = Empty,
+    );
+    let fut = span.in_scope(|| pdp.plan(plan));
+    let pending = PendingPlan {
+        kind,
+        actions,
+        span,
+        started: Instant::now(),
+        sent_jwt,
+    };
+    (fut, pending)
+}
+
+/// Checks the PDP's plan, fail-closed: only a plan for exactly the kind
+/// and actions asked is used; anything else (an error, a plan for other
+/// actions) is the unreachable rejection of a check.
+pub(crate) fn finish_plan(
+    pending: PendingPlan,
+    answer: crate::Result<PlanResourcesResponse>,
+) -> Result<PlanResourcesResponse, Rejection> {
+    let duration_us = pending.started.elapsed().as_micros() as u64;
+    let span = &pending.span;
+    span.record("duration_us", duration_us);
+    let kind = pending.kind.as_str();
+    let _entered = span.enter();
+    let fail = |cause: String, err: Option<&crate::Error>| {
+        span.record("reason", Reason::Unreachable.as_str());
+        tracing::warn!(
+            kind,
+            duration_us,
+            error = cause.as_str(),
+            "no usable query plan from the Cerbos PDP: request denied"
+        );
+        unusable(pending.sent_jwt, err, cause)
+    };
+    let plan = match answer {
+        Ok(plan) => plan,
+        Err(err) => return Err(fail(err.to_string(), Some(&err))),
+    };
+    if plan.kind != pending.kind {
+        let why = format!(
+            "the PDP planned for kind {:?} instead of {kind:?}",
+            plan.kind
+        );
+        return Err(fail(why, None));
+    }
+    if !same_actions(&plan.actions, &pending.actions) {
+        let why = format!(
+            "the PDP planned for actions {:?} instead of {:?}",
+            plan.actions, pending.actions
+        );
+        return Err(fail(why, None));
+    }
+    let reason = match plan.filter {
+        PlanFilter::AlwaysAllowed => "always_allowed",
+        PlanFilter::AlwaysDenied => "always_denied",
+        PlanFilter::Conditional(_) => "conditional",
+    };
+    span.record("reason", reason);
+    span.record("cerbos_call_id", plan.cerbos_call_id.as_str());
+    tracing::debug!(kind, reason, duration_us, "Cerbos planned the query");
+    Ok(plan)
+}
+
+/// The same actions, in any order (the PDP may reorder them).
+fn same_actions(answered: &[String], asked: &[String]) -> bool {
+    answered.len() == asked.len() && asked.iter().all(|a| answered.contains(a))
+}
+
+/// Logs a bypassed plan.
+pub(crate) fn bypassed_plan(kind: &str, actions: &[String]) {
+    tracing::warn!(
+        kind,
+        ?actions,
+        "Cerbos authorization BYPASSED: the PDP was not asked for a query plan"
+    );
+}
+
+/// What the per-row check in flight needs to make its permission maps.
+pub(crate) struct PendingPermissions {
+    rows: Vec<(String, String)>,
+    actions: Arc<[ActionSpec]>,
+    span: tracing::Span,
+    started: Instant,
+    sent_jwt: bool,
+}
+
+/// Starts one `CheckResources` call for `actions` on every resource of
+/// `resources` (the client splits it into chunks).
+pub(crate) fn begin_permissions<P: Pdp>(
+    pdp: &P,
+    principal: Principal,
+    aux_data: Option<AuxData>,
+    resources: Vec<Resource>,
+    actions: Arc<[ActionSpec]>,
+    request_id: &str,
+) -> (P::Future, PendingPermissions) {
+    let mut check = CheckResources::new(principal).request_id(request_id);
+    let span = tracing::debug_span!(
+        "cerbos_permissions",
+        kind = resources.first().map_or("", |r| r.kind()),
+        rows = resources.len(),
+        actions = ?ActionNames(&actions),
+        request_id = %request_id,
+        reason = Empty,
+        cerbos_call_id = Empty,
+        duration_us = Empty,
+    );
+    let rows = resources
+        .iter()
+        .map(|r| (r.kind().to_owned(), r.id().to_owned()))
+        .collect();
+    for resource in resources {
+        check.push(resource, actions.iter().map(|a| &*a.action));
+    }
+    let sent_jwt = aux_data.is_some();
+    if let Some(aux) = aux_data {
+        check = check.aux_data(aux);
+    }
+    let fut = span.in_scope(|| pdp.check(check));
+    let pending = PendingPermissions {
+        rows,
+        actions,
+        span,
+        started: Instant::now(),
+        sent_jwt,
+    };
+    (fut, pending)
+}
+
+/// The permission map of every row, in request order, fail-closed: an
+/// answer with a missing, extra or misplaced row, or without an effect
+/// for an action of a row, fails the whole call (unreachable).
+pub(crate) fn finish_permissions(
+    pending: PendingPermissions,
+    answer: crate::Result<CheckResourcesResponse>,
+) -> Result<Vec<PermissionMap>, Rejection> {
+    let duration_us = pending.started.elapsed().as_micros() as u64;
+    let span = &pending.span;
+    span.record("duration_us", duration_us);
+    let maps = match &answer {
+        Err(err) => Err(err.to_string()),
+        Ok(response) => {
+            span.record("cerbos_call_id", response.cerbos_call_id());
+            permission_maps(&pending.rows, &pending.actions, response)
+        }
+    };
+    let _entered = span.enter();
+    match maps {
+        Ok(maps) => {
+            span.record("reason", Reason::Allowed.as_str());
+            tracing::debug!(
+                rows = maps.len(),
+                duration_us,
+                "Cerbos answered the permissions of every row"
+            );
+            Ok(maps)
+        }
+        Err(cause) => {
+            span.record("reason", Reason::Unreachable.as_str());
+            tracing::warn!(
+                rows = pending.rows.len(),
+                duration_us,
+                error = cause.as_str(),
+                "no usable answer from the Cerbos PDP for the rows' permissions: request denied"
+            );
+            Err(unusable(pending.sent_jwt, answer.as_ref().err(), cause))
+        }
+    }
+}
+
+fn permission_maps(
+    rows: &[(String, String)],
+    actions: &[ActionSpec],
+    response: &CheckResourcesResponse,
+) -> Result<Vec<PermissionMap>, String> {
+    let results = response.results();
+    if results.len() != rows.len() {
+        return Err(format!(
+            "the PDP answered {} results instead of {}",
+            results.len(),
+            rows.len()
+        ));
+    }
+    rows.iter()
+        .zip(results)
+        .enumerate()
+        .map(|(row, ((kind, id), result))| {
+            if result.kind() != kind || result.id() != id {
+                return Err(format!(
+                    "the PDP answered for resource {} {:?} instead of {kind} {id:?} (row {row})",
+                    result.kind(),
+                    result.id(),
+                ));
+            }
+            actions
+                .iter()
+                .map(|a| match result.effect(&a.action) {
+                    Some(effect) => Ok((a.action.clone(), effect.is_allow())),
+                    None => Err(format!(
+                        "the PDP gave no effect for the action {:?} (row {row})",
+                        &*a.action
+                    )),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The permission maps of bypassed rows (every action allowed), logged.
+pub(crate) fn bypassed_permissions(
+    resources: &[Resource],
+    actions: &[ActionSpec],
+) -> Vec<PermissionMap> {
+    tracing::warn!(
+        kind = resources.first().map_or("", |r| r.kind()),
+        rows = resources.len(),
+        actions = ?ActionNames(actions),
+        "Cerbos authorization BYPASSED: the PDP was not asked"
+    );
+    let map: PermissionMap = actions.iter().map(|a| (a.action.clone(), true)).collect();
+    vec![map; resources.len()]
 }
 
 /// Debug-formats action names for logs.

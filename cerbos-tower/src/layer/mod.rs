@@ -146,7 +146,7 @@ mod resolve;
 mod service;
 
 pub use actions::{ActionSet, Actions};
-pub use authorizer::{Authorizer, Subject};
+pub use authorizer::{Authorizer, Plan, Subject};
 pub use body::ResponseBody;
 pub use cerbos::{
     ALLOW_BYPASS_ENV, Cerbos, CerbosBuilder, PRODUCTION_VALUES, PRODUCTION_VARIABLES,
@@ -155,7 +155,7 @@ pub use cerbos_layer::CerbosLayer;
 pub use config::ConfigError;
 pub use decision::{Decision, PermissionMap, Reason};
 pub use future::ResponseFuture;
-pub use pdp::{BoxCheckFuture, Pdp};
+pub use pdp::{BoxCheckFuture, BoxPlanFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{
     BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,

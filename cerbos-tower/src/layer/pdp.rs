@@ -1,8 +1,11 @@
-//! The [`Pdp`] trait: how the layer asks for decisions.
+//! The [`Pdp`] trait: how the layer asks for decisions and query plans.
 
 use std::{future::Future, pin::Pin};
 
-use crate::{CheckResources, CheckResourcesResponse, Client, Result};
+use crate::{
+    CheckResources, CheckResourcesResponse, Client, Error, GrpcCode, PlanResources,
+    PlanResourcesResponse, Result,
+};
 
 /// Something that answers `CheckResources` requests.
 ///
@@ -23,12 +26,32 @@ use crate::{CheckResources, CheckResourcesResponse, Client, Result};
 ///
 /// Implementations need not verify the answer: the layer itself checks that
 /// it is about the resource and actions it asked for, and denies otherwise.
+///
+/// Planning ([`Authorizer::plan`](super::Authorizer::plan)) is optional:
+/// the default [`plan`](Self::plan) answers an error meaning "this PDP
+/// cannot plan", which the [`Authorizer`](super::Authorizer) turns into an
+/// unreachable rejection (503 by default), never into an allowed plan.
+/// Closures only check; [`Client`] also plans.
 pub trait Pdp: Send + Sync + 'static {
     /// The future of one check.
     type Future: Future<Output = Result<CheckResourcesResponse>> + Send + 'static;
 
     /// Sends one `CheckResources` request.
     fn check(&self, request: CheckResources) -> Self::Future;
+
+    /// Sends one `PlanResources` request. The default answers
+    /// [`Error::Status`] with gRPC's `UNIMPLEMENTED` code: this PDP cannot
+    /// plan.
+    fn plan(&self, request: PlanResources) -> BoxPlanFuture {
+        let message = format!(
+            "this Pdp cannot plan (PlanResources for {:?}): implement Pdp::plan",
+            request.kind()
+        );
+        Box::pin(std::future::ready(Err(Error::Status {
+            code: UNIMPLEMENTED,
+            message,
+        })))
+    }
 }
 
 /// The boxed future of [`Client`]'s [`Pdp`] implementation.
@@ -38,12 +61,23 @@ pub trait Pdp: Send + Sync + 'static {
 /// `layer` benchmark).
 pub type BoxCheckFuture = Pin<Box<dyn Future<Output = Result<CheckResourcesResponse>> + Send>>;
 
+/// gRPC's `UNIMPLEMENTED` status code.
+const UNIMPLEMENTED: GrpcCode = GrpcCode(12);
+
+/// The boxed future of [`Pdp::plan`].
+pub type BoxPlanFuture = Pin<Box<dyn Future<Output = Result<PlanResourcesResponse>> + Send>>;
+
 impl Pdp for Client {
     type Future = BoxCheckFuture;
 
     fn check(&self, request: CheckResources) -> Self::Future {
         let client = self.clone();
         Box::pin(async move { client.check_resources(request).await })
+    }
+
+    fn plan(&self, request: PlanResources) -> BoxPlanFuture {
+        let client = self.clone();
+        Box::pin(async move { client.plan_resources(request).await })
     }
 }
 
