@@ -74,6 +74,59 @@ async fn archive(authz: Authz, db: web::Data<Db>, body: String) -> Result<String
     Ok(format!("read={read} update=true"))
 }
 
+/// A list page: the plan for `kind`, then the permissions of every row
+/// (ids 1..) from one batched call.
+async fn page(
+    authz: Authz,
+    db: web::Data<Db>,
+    kind: web::Path<String>,
+) -> Result<String, CerbosRejection> {
+    let plan = authz.plan(kind.into_inner(), ["read"]).await?;
+    let maps = authz
+        .permissions(rows(&db), ["read", "update", "delete"])
+        .await?;
+    Ok(page_body(&db, plan, maps))
+}
+
+/// The rows of a page, in id order, with their attributes.
+fn rows(db: &Db) -> Vec<Resource> {
+    (1..=db.len())
+        .map(|id| {
+            load_contact(db, Resource::new("contact", id.to_string()))
+                .unwrap()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// What a page answers: the plan's filter, then each row's permissions.
+fn page_body(db: &Db, plan: cerbos_tower::layer::Plan, maps: Vec<PermissionMap>) -> String {
+    assert_eq!(maps.len(), db.len());
+    let filter = match plan.filter() {
+        cerbos_tower::PlanFilter::AlwaysAllowed => "always_allowed",
+        cerbos_tower::PlanFilter::AlwaysDenied => "always_denied",
+        cerbos_tower::PlanFilter::Conditional(_) => "conditional",
+    };
+    let maps: Vec<String> = maps
+        .iter()
+        .map(|m| serde_json::to_string(m).unwrap())
+        .collect();
+    format!("{filter} {}", maps.join(";"))
+}
+
+/// What a page should answer for `user` with a plan for `kind`.
+fn expected_page(db: &Db, user: &User, kind: &str) -> String {
+    let filter = match (kind, user.role) {
+        ("contact", "admin") => "always_allowed",
+        ("contact", _) => "conditional",
+        _ => "always_denied",
+    };
+    let maps: Vec<String> = (1..=db.len())
+        .map(|id| permissions_json(user, &db[&id.to_string()]))
+        .collect();
+    format!("{filter} {}", maps.join(";"))
+}
+
 async fn optional(permissions: Option<PermissionMap>) -> String {
     permissions.is_some().to_string()
 }
@@ -124,6 +177,7 @@ macro_rules! app {
                 .route("/attr/contacts/{id}", web::get().to(show))
                 .route("/attr/delete/{contact}", web::get().to(delete_by_id))
                 .route("/archive", web::post().to(archive))
+                .route("/page/{kind}", web::get().to(page))
                 .route("/unprotected", web::get().to(extracted))
                 .route("/optional", web::get().to(optional)),
         )
@@ -200,6 +254,18 @@ async fn middleware_extractors_attribute_and_in_handler_checks() {
             } else {
                 assert_eq!(status, 403);
             }
+        }
+        // A list page: Authz::plan, and Authz::permissions for every row
+        // in one call; an unknown kind plans to nothing.
+        for kind in ["contact", "unknown_kind"] {
+            let path = format!("/page/{kind}");
+            let (status, body) = call(&app, "GET", &path, user.name, "").await;
+            assert_eq!(
+                (status, body),
+                (200, expected_page(&db, user, kind)),
+                "{} {path}",
+                user.name
+            );
         }
         let admin = user.role == "admin";
         let (status, body) = call(&app, "GET", "/attr/delete/1", user.name, "").await;
@@ -300,6 +366,7 @@ async fn pdp_down_then_back_with_custom_rejections() {
         ("GET", "/api/v1/contacts/1", ""),
         ("GET", "/attr/contacts/1", ""),
         ("POST", "/archive", "1"),
+        ("GET", "/page/contact", ""),
     ];
     for (method, path, body) in entry_points {
         assert_eq!(

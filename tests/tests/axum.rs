@@ -86,6 +86,62 @@ async fn extracted(permissions: PermissionMap, decision: Decision, principal: Pr
     )
 }
 
+/// A list page: the plan for `kind`, then the permissions of every row
+/// (ids 1..) from one batched call.
+async fn page(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    authz: Authz,
+) -> Result<String, CerbosRejection> {
+    let plan = authz.plan(kind, ["read"]).await?;
+    Ok(page_body(
+        &state.db,
+        plan,
+        authz
+            .permissions(rows(&state.db), ["read", "update", "delete"])
+            .await?,
+    ))
+}
+
+/// The rows of a page, in id order, with their attributes.
+fn rows(db: &Db) -> Vec<Resource> {
+    (1..=db.len())
+        .map(|id| {
+            load_contact(db, Resource::new("contact", id.to_string()))
+                .unwrap()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// What a page answers: the plan's filter, then each row's permissions.
+fn page_body(db: &Db, plan: cerbos_tower::layer::Plan, maps: Vec<PermissionMap>) -> String {
+    assert_eq!(maps.len(), db.len());
+    let filter = match plan.filter() {
+        cerbos_tower::PlanFilter::AlwaysAllowed => "always_allowed",
+        cerbos_tower::PlanFilter::AlwaysDenied => "always_denied",
+        cerbos_tower::PlanFilter::Conditional(_) => "conditional",
+    };
+    let maps: Vec<String> = maps
+        .iter()
+        .map(|m| serde_json::to_string(m).unwrap())
+        .collect();
+    format!("{filter} {}", maps.join(";"))
+}
+
+/// What a page should answer for `user` with a plan for `kind`.
+fn expected_page(db: &Db, user: &User, kind: &str) -> String {
+    let filter = match (kind, user.role) {
+        ("contact", "admin") => "always_allowed",
+        ("contact", _) => "conditional",
+        _ => "always_denied",
+    };
+    let maps: Vec<String> = (1..=db.len())
+        .map(|id| permissions_json(user, &db[&id.to_string()]))
+        .collect();
+    format!("{filter} {}", maps.join(";"))
+}
+
 async fn optional(permissions: Option<PermissionMap>) -> String {
     format!("{}", permissions.is_some())
 }
@@ -121,6 +177,7 @@ fn app(
         .route("/attr/contacts/{id}", get(show_contact))
         .route("/attr/delete/{contact}", get(delete_by_id))
         .route("/archive", axum::routing::post(archive))
+        .route("/page/{kind}", get(page))
         .route("/unprotected", get(extracted))
         .route("/optional", get(optional))
         .with_state(state)
@@ -223,6 +280,18 @@ async fn guards_extractors_attribute_and_in_handler_checks() {
                 assert_eq!(status, StatusCode::FORBIDDEN);
             }
         }
+        // A list page: Authz::plan, and Authz::permissions for every row
+        // in one call; an unknown kind plans to nothing.
+        for kind in ["contact", "unknown_kind"] {
+            let path = format!("/page/{kind}");
+            let (status, body) = send(&app, Method::GET, &path, user.name, "").await;
+            assert_eq!(
+                (status, body),
+                (StatusCode::OK, expected_page(&db, user, kind)),
+                "{} {path}",
+                user.name
+            );
+        }
         // The guard and the attribute without attributes: only admins delete.
         let admin = user.role == "admin";
         let (status, body) = send(&app, Method::GET, "/ids/1", user.name, "").await;
@@ -309,6 +378,7 @@ async fn custom_rejections_and_a_pdp_that_is_down() {
         (Method::GET, "/ids/1", ""),
         (Method::GET, "/attr/delete/1", ""),
         (Method::POST, "/archive", "1"),
+        (Method::GET, "/page/contact", ""),
     ] {
         let (status, body) = send(&app, method, path, "alice", body).await;
         assert_eq!(

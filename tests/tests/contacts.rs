@@ -101,6 +101,18 @@ async fn scenario(send: impl Send3) {
             .collect();
         assert_eq!(ids(&body), expected, "{} lists", user.0);
         let first: Value = serde_json::from_str(&body).unwrap();
+        // Each listed contact carries the user's permissions on it, from
+        // one batched PDP call for the page.
+        for (listed, id) in first.as_array().unwrap().iter().zip(&expected) {
+            let contact = CONTACTS.iter().find(|c| c.0 == *id).unwrap();
+            let change = can_change(user, *contact);
+            assert_eq!(
+                listed["permissions"],
+                json!({"update": change, "delete": change}),
+                "{} lists {id}",
+                user.0
+            );
+        }
         for key in [
             "id",
             "first_name",
@@ -243,6 +255,21 @@ async fn scenario(send: impl Send3) {
     );
     let (_, body) = send("GET", "/contacts".into(), Some("john"), String::new()).await;
     assert_eq!(ids(&body), vec![1, 3, 5, 6, 7]);
+    // Per-row permissions for two users on the same page: john changes
+    // only his own contacts, alice (admin) every one.
+    for (user, own) in [("john", vec![1, 6, 7]), ("alice", vec![1, 3, 4, 5, 6, 7])] {
+        let (status, body) = send("GET", "/contacts".into(), Some(user), String::new()).await;
+        assert_eq!(status, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        for listed in list.as_array().unwrap() {
+            let change = own.contains(&listed["id"].as_i64().unwrap());
+            assert_eq!(
+                listed["permissions"],
+                json!({"update": change, "delete": change}),
+                "{user}: {listed}"
+            );
+        }
+    }
 
     // HEAD is answered like GET (the servers drop the body on the wire;
     // actix's test harness keeps it); a method the route does not serve is
@@ -313,18 +340,95 @@ async fn contacts_axum() {
 async fn contacts_actix() {
     use actix_web::{App, test};
     let client = common::contact_client();
-    let authorizer = cerbos_actix::Cerbos::builder(client.clone())
+    let authorizer = cerbos_actix::Cerbos::builder(client)
         .build()
         .unwrap()
         .authorizer();
     let app = test::init_service(App::new().configure(contacts_actix::configure(
         authorizer,
-        client,
         contacts_shared::Db::seeded().unwrap(),
     )))
     .await;
     let app = std::rc::Rc::new(app);
     scenario(|method, path, user, body| {
+        let app = app.clone();
+        async move {
+            let mut request = test::TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(&path);
+            if let Some(user) = user {
+                request = request.insert_header(("authorization", basic(user)));
+            }
+            let response = test::call_service(&*app, request.set_payload(body).to_request()).await;
+            let status = response.status().as_u16();
+            let bytes = test::read_body(response).await;
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    })
+    .await;
+}
+
+/// A client for a PDP that is not there.
+fn unreachable_client() -> cerbos_tower::Client {
+    cerbos_tower::Client::builder("http://127.0.0.1:1")
+        .timeout(std::time::Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// The list's plan failure is rendered like every other unreachable PDP:
+/// 503, the same body as a check's.
+async fn unreachable_scenario(send: impl Send3) {
+    for path in ["/contacts", "/contacts/1"] {
+        let (status, body) = send("GET", path.into(), Some("john"), String::new()).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (503, "Service Unavailable"),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_axum_unreachable_pdp() {
+    use tower::ServiceExt;
+    let app =
+        contacts_axum::app(unreachable_client(), contacts_shared::Db::seeded().unwrap()).unwrap();
+    unreachable_scenario(|method, path, user, body| {
+        let app = app.clone();
+        async move {
+            let mut request = http::Request::builder().method(method).uri(path);
+            if let Some(user) = user {
+                request = request.header("authorization", basic(user));
+            }
+            let response = app
+                .oneshot(request.body(axum::body::Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn contacts_actix_unreachable_pdp() {
+    use actix_web::{App, test};
+    let authorizer = cerbos_actix::Cerbos::builder(unreachable_client())
+        .build()
+        .unwrap()
+        .authorizer();
+    let app = test::init_service(App::new().configure(contacts_actix::configure(
+        authorizer,
+        contacts_shared::Db::seeded().unwrap(),
+    )))
+    .await;
+    let app = std::rc::Rc::new(app);
+    unreachable_scenario(|method, path, user, body| {
         let app = app.clone();
         async move {
             let mut request = test::TestRequest::default()

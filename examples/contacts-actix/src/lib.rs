@@ -2,7 +2,8 @@
 //! `contacts-axum`, each authorized by Cerbos.
 //!
 //! - `GET /contacts`: the contacts the user may `read`, filtered in SQL from
-//!   a `PlanResources` answer;
+//!   a `PlanResources` answer, each with the user's `update`/`delete`
+//!   permissions on it (one PDP call for the page);
 //! - `GET /contacts/{id}`: one contact and the user's `read`/`update`/`delete`
 //!   permissions on it (one PDP call); 404 if absent, 403 if not readable;
 //! - `POST /contacts/new` (`create`), `PUT /contacts/{id}` (`update`),
@@ -20,24 +21,17 @@ use actix_web::{
     web,
 };
 use cerbos_actix::{
-    Authorizer, Authz, CerbosRejection, Client, PermissionMap, Principal, ResolveError, Resource,
-    authorize, cerbos_tower::PlanResources,
+    Authorizer, Authz, CerbosRejection, PermissionMap, ResolveError, Resource, authorize,
 };
-use contacts_shared::{Db, NewContact, write_answer};
+use contacts_shared::{Contact, Db, NewContact, list_json, write_answer};
 use serde_json::json;
 
 /// Registers the routes, the app data and authentication on `config`;
-/// `authorizer` (`cerbos.authorizer()`) and `client` are shared by all
-/// workers.
-pub fn configure(
-    authorizer: Authorizer,
-    client: Client,
-    db: Db,
-) -> impl FnOnce(&mut web::ServiceConfig) {
+/// `authorizer` (`cerbos.authorizer()`) is shared by all workers.
+pub fn configure(authorizer: Authorizer, db: Db) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
         config
             .app_data(authorizer)
-            .app_data(web::Data::new(client))
             .app_data(web::Data::new(db))
             .service(
                 // One resource per path, so that a method it does not
@@ -110,14 +104,19 @@ async fn load_contact(
     Ok(row.map(|c| c.resource()))
 }
 
-async fn list(db: web::Data<Db>, client: web::Data<Client>, principal: Principal) -> HttpResponse {
-    let plan = client
-        .plan_resources(PlanResources::new(principal, "contact").action("read"))
-        .await;
-    match db.list_answer(plan) {
-        Ok(list) => HttpResponse::Ok().json(list),
-        Err(code) => status(StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN)),
-    }
+async fn list(db: web::Data<Db>, authz: Authz) -> Result<HttpResponse, CerbosRejection> {
+    let plan = authz.plan("contact", ["read"]).await?;
+    let contacts = match db.listed(plan.filter()) {
+        Ok(contacts) => contacts,
+        Err(code) => {
+            return Ok(status(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN),
+            ));
+        }
+    };
+    let resources = contacts.iter().map(Contact::resource);
+    let permissions = authz.permissions(resources, ["update", "delete"]).await?;
+    Ok(HttpResponse::Ok().json(list_json(&contacts, permissions)))
 }
 
 #[authorize(kind = "contact", actions = ["read"], permissions = ["update", "delete"], load = load_contact)]

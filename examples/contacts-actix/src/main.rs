@@ -9,19 +9,15 @@ use cerbos_actix::{Cerbos, Client};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Keep the PDP alive until the end of main: it is killed on drop.
     let (_pdp, endpoint) = contacts_shared::pdp()?;
-    // One client, one database, shared by every worker.
+    // One authorizer (and its client), one database, shared by every worker.
     let client = Client::builder(&endpoint).build()?;
-    let authorizer = Cerbos::builder(client.clone()).build()?.authorizer();
+    let authorizer = Cerbos::builder(client).build()?.authorizer();
     let db = contacts_shared::Db::seeded()?;
     let addr = contacts_shared::listen_addr();
     println!("contacts-actix on http://{addr} (Cerbos PDP at {endpoint})");
     println!("try: curl -u john: http://{addr}/contacts");
     HttpServer::new(move || {
-        App::new().configure(contacts_actix::configure(
-            authorizer.clone(),
-            client.clone(),
-            db.clone(),
-        ))
+        App::new().configure(contacts_actix::configure(authorizer.clone(), db.clone()))
     })
     .bind(&addr)?
     .run()

@@ -9,7 +9,7 @@ use std::{
 };
 
 use cerbos_sql::{Column, Dialect, PlanToSql};
-use cerbos_tower::{PlanFilter, Principal, Resource};
+use cerbos_tower::{PlanFilter, Principal, Resource, layer::PermissionMap};
 use rusqlite::{Connection, OptionalExtension, types::Value as SqlValue};
 use sea_query::{Alias, Query, SqliteQueryBuilder};
 use serde_json::{Value, json};
@@ -120,6 +120,20 @@ impl ListError {
     }
 }
 
+/// The JSON list of `contacts`, each with its row's `permissions` (as
+/// many maps as contacts, in the same order).
+pub fn list_json(contacts: &[Contact], permissions: Vec<PermissionMap>) -> Value {
+    contacts
+        .iter()
+        .zip(permissions)
+        .map(|(contact, permissions)| {
+            let mut json = contact.to_json();
+            json["permissions"] = json!(permissions);
+            json
+        })
+        .collect()
+}
+
 const COLUMNS: &str =
     "id, first_name, last_name, owner_id, company_id, is_active, marketing_opt_in";
 
@@ -213,21 +227,11 @@ impl Db {
             .optional()
     }
 
-    /// The answer to `GET /contacts`: the JSON list of the contacts the
-    /// plan allows, or the status of the refusal (403 without a usable
-    /// plan, fail-closed; 500 when the database failed).
-    pub fn list_answer(
-        &self,
-        plan: cerbos_tower::Result<cerbos_tower::PlanResourcesResponse>,
-    ) -> Result<Value, u16> {
-        let plan = plan.map_err(|err| {
-            tracing::warn!(error = %err, "no query plan from the PDP: denied");
-            403u16
-        })?;
-        let contacts = self.list(&plan.filter).map_err(|err| err.status())?;
-        Ok(Value::Array(
-            contacts.iter().map(Contact::to_json).collect(),
-        ))
+    /// The contacts `plan` allows (see [`list`](Self::list)), or the
+    /// status of the refusal (logged): 403 when the plan cannot be
+    /// expressed in SQL (fail-closed), 500 when the database failed.
+    pub fn listed(&self, plan: &PlanFilter) -> Result<Vec<Contact>, u16> {
+        self.list(plan).map_err(|err| err.status())
     }
 
     /// The contacts the plan allows, filtered in SQL, by id.
