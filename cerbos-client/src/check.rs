@@ -2,9 +2,11 @@
 
 use std::ops::Range;
 
+use std::collections::HashMap;
+
 use cerbos_proto::cerbos::{
-    engine::v1::OutputEntry, request::v1 as request, response::v1 as response,
-    schema::v1::ValidationError,
+    audit::v1::RequestContext, engine::v1::OutputEntry, request::v1 as request,
+    response::v1 as response, schema::v1::ValidationError,
 };
 
 use crate::{AttrValue, AuxData, Error, Principal, Resource, Result};
@@ -69,6 +71,23 @@ pub struct ResourceEntry {
 ///     .request_id("req-42");
 /// assert_eq!(request.entries().len(), 2);
 /// ```
+///
+/// Per-call options: audit annotations that the PDP's decision log records
+/// with the call, and gRPC metadata headers for this call only.
+///
+/// ```
+/// use cerbos_client::{CheckResources, Principal, Resource};
+/// let request = CheckResources::new(Principal::new("alice", ["user"]))
+///     .resource(Resource::new("contact", "1"), ["read"])
+///     // In the decision log: "requestContext": {"annotations": {"app": "contacts", ...}}
+///     .annotation("app", "contacts")
+///     .annotation("route", "GET /contacts/{id}")
+///     .annotation("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")
+///     // Sent as gRPC metadata with this call (over a client-wide header of the same name).
+///     .header("x-tenant", "acme")
+///     .include_meta(true);
+/// assert_eq!(request.annotations().count(), 3);
+/// ```
 #[derive(Clone, Debug)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct CheckResources {
@@ -77,6 +96,37 @@ pub struct CheckResources {
     aux_data: Option<AuxData>,
     include_meta: bool,
     request_id: Option<String>,
+    options: CallOptions,
+}
+
+/// What a request carries besides the question: audit annotations and
+/// per-call headers (empty, unallocated, when unused).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct CallOptions {
+    pub(crate) annotations: HashMap<String, prost_types::Value>,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+impl CallOptions {
+    /// The wire `request_context`: `None` without annotations.
+    pub(crate) fn request_context(&self) -> Option<RequestContext> {
+        (!self.annotations.is_empty()).then(|| RequestContext {
+            annotations: self.annotations.clone(),
+        })
+    }
+
+    /// The wire `request_context`, consuming the annotations.
+    pub(crate) fn take_request_context(&mut self) -> Option<RequestContext> {
+        (!self.annotations.is_empty()).then(|| RequestContext {
+            annotations: std::mem::take(&mut self.annotations),
+        })
+    }
+
+    pub(crate) fn annotations(&self) -> impl Iterator<Item = (&str, AttrValue)> + '_ {
+        self.annotations
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), AttrValue::from_proto(v)?)))
+    }
 }
 
 impl CheckResources {
@@ -88,6 +138,7 @@ impl CheckResources {
             aux_data: None,
             include_meta: false,
             request_id: None,
+            options: CallOptions::default(),
         }
     }
 
@@ -114,10 +165,44 @@ impl CheckResources {
         self
     }
 
-    /// Sends auxiliary data (a JWT) with the request.
+    /// Sends auxiliary data (JWTs) with the request.
     pub fn aux_data(mut self, aux_data: AuxData) -> Self {
         self.aux_data = Some(aux_data);
         self
+    }
+
+    /// Adds an audit annotation (`request_context.annotations`): the PDP's
+    /// decision log records it with the call, for example which app, route
+    /// and trace made it. A second annotation with the same key replaces
+    /// the first.
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
+        self.options
+            .annotations
+            .insert(key.into(), value.into().into_proto());
+        self
+    }
+
+    /// The audit annotations, in no particular order.
+    pub fn annotations(&self) -> impl Iterator<Item = (&str, AttrValue)> + '_ {
+        self.options.annotations()
+    }
+
+    /// Sends a gRPC metadata header with this call (every attempt of it),
+    /// over a client-wide header of the same name
+    /// ([`ClientBuilder::header`](crate::ClientBuilder::header)). An invalid
+    /// name or value makes the call an [`Error::InvalidRequest`], and
+    /// nothing is sent.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The per-call headers, in the order they were added.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.options
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Asks the PDP for the matched policies and effective derived roles.
@@ -156,8 +241,16 @@ impl CheckResources {
         self.request_id.take()
     }
 
+    /// The per-call headers, taken out of the request.
+    pub(crate) fn take_headers(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.options.headers)
+    }
+
     /// Checks the request before anything is sent.
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(aux_data) = &self.aux_data {
+            aux_data.validate()?;
+        }
         if self.entries.is_empty() {
             return Err(Error::InvalidRequest(
                 "a CheckResources request needs at least one resource".into(),
@@ -193,13 +286,14 @@ impl CheckResources {
             limits.max_actions_per_resource,
         );
         let aux_data = self.aux_data.map(|a| a.as_proto().clone());
+        let request_context = self.options.request_context();
         let wire = |principal: Principal, resources| request::CheckResourcesRequest {
             request_id: request_id.to_owned(),
             principal: Some(principal.into_proto()),
             resources,
             aux_data: aux_data.clone(),
             include_meta: self.include_meta,
-            request_context: None,
+            request_context: request_context.clone(),
         };
         if plan.len() == 1 && plan[0].len() == self.entries.len() {
             // The common case: one request, nothing split, nothing cloned.
@@ -235,6 +329,47 @@ impl CheckResources {
                 }
             })
             .collect()
+    }
+}
+
+/// A short text kept inline, such as the `cerbos-version` header of an
+/// answer (`0.55.0`): no allocation per call for it. Longer text goes on the
+/// heap.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum ShortText {
+    Inline { len: u8, buf: [u8; 30] },
+    Heap(Box<str>),
+}
+
+impl ShortText {
+    pub(crate) fn new(text: &str) -> Self {
+        let mut buf = [0; 30];
+        match buf.get_mut(..text.len()) {
+            Some(head) => {
+                head.copy_from_slice(text.as_bytes());
+                ShortText::Inline {
+                    len: text.len() as u8,
+                    buf,
+                }
+            }
+            None => ShortText::Heap(text.into()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `&str` at a char boundary: always UTF-8.
+            ShortText::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            ShortText::Heap(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for ShortText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -345,6 +480,7 @@ pub(crate) fn reassemble(
                 .collect(),
             cerbos_call_id: answer.cerbos_call_id,
             more_call_ids: Vec::new(),
+            cerbos_version: None,
         });
     }
     let mut results: Vec<Option<ResourceResult>> = (0..entries).map(|_| None).collect();
@@ -376,6 +512,7 @@ pub(crate) fn reassemble(
         results,
         cerbos_call_id: call_ids.next().unwrap_or_default(),
         more_call_ids: call_ids.collect(),
+        cerbos_version: None,
     })
 }
 
@@ -424,6 +561,8 @@ pub struct CheckResourcesResponse {
     /// was split (no allocation for the usual single call).
     cerbos_call_id: String,
     more_call_ids: Vec<String>,
+    /// The `cerbos-version` response header (inline: no allocation).
+    cerbos_version: Option<ShortText>,
 }
 
 impl CheckResourcesResponse {
@@ -442,6 +581,7 @@ impl CheckResourcesResponse {
                 .collect(),
             cerbos_call_id: answer.cerbos_call_id,
             more_call_ids: Vec::new(),
+            cerbos_version: None,
         }
     }
 
@@ -477,6 +617,17 @@ impl CheckResourcesResponse {
     pub fn cerbos_call_ids(&self) -> impl Iterator<Item = &str> + '_ {
         std::iter::once(self.cerbos_call_id.as_str())
             .chain(self.more_call_ids.iter().map(String::as_str))
+    }
+
+    /// The PDP's version, from the `cerbos-version` header of its answer
+    /// (of the first call, when the request was split), such as `0.55.0`.
+    /// `None` if the PDP sent none (or a value that is not text).
+    pub fn cerbos_version(&self) -> Option<&str> {
+        self.cerbos_version.as_ref().map(ShortText::as_str)
+    }
+
+    pub(crate) fn set_cerbos_version(&mut self, version: Option<ShortText>) {
+        self.cerbos_version = version;
     }
 
     /// Consumes the response, giving the results.
@@ -828,6 +979,42 @@ mod tests {
         ] {
             assert!(malformed(reassembled(asked(), vec![bad])));
         }
+    }
+
+    #[test]
+    fn short_text_holds_any_length() {
+        for text in ["", "0.55.0", &"x".repeat(30), &"é".repeat(40)] {
+            assert_eq!(ShortText::new(text).as_str(), text);
+        }
+        assert!(matches!(ShortText::new("0.55.0"), ShortText::Inline { .. }));
+    }
+
+    #[test]
+    fn annotations_go_in_the_request_context_of_every_chunk() {
+        let request = CheckResources::new(Principal::new("u", ["user"]))
+            .resource(Resource::new("doc", "1"), ["read"])
+            .resource(Resource::new("doc", "2"), ["read"])
+            .annotation("app", "contacts")
+            .annotation("n", f64::NAN);
+        let limits = Limits {
+            max_resources_per_request: 1,
+            max_actions_per_resource: 1,
+        };
+        let (batches, _) = request.into_wire("r", limits);
+        assert_eq!(batches.len(), 2);
+        for batch in &batches {
+            let context = batch.request.request_context.as_ref().unwrap();
+            assert_eq!(
+                AttrValue::from_proto(&context.annotations["app"]),
+                Some("contacts".into())
+            );
+            assert!(
+                AttrValue::from_proto(&context.annotations["n"])
+                    .is_some_and(|v| v.as_f64().unwrap().is_nan())
+            );
+        }
+        let (plain, _) = wire(&[("1", &["read"])], 50, 50);
+        assert!(plain[0].request.request_context.is_none());
     }
 
     #[test]

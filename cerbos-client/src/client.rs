@@ -21,10 +21,18 @@ use tonic::{
 };
 
 use crate::{
-    CheckResources, CheckResourcesResponse, Error, PlanResources, PlanResourcesResponse, Result,
-    check::{self, Batch, Limits},
+    CheckResources, CheckResourcesResponse, Error, PlanResources, PlanResourcesResponse, Principal,
+    Resource, Result,
+    check::{self, Batch, Limits, ShortText},
     plan,
 };
+
+/// A validated metadata header.
+type Header = (AsciiMetadataKey, AsciiMetadataValue);
+
+/// The metadata header the Cerbos playground reads its instance id from
+/// (`playground-instance`, as in the official SDKs).
+const PLAYGROUND_INSTANCE: &str = "playground-instance";
 
 /// The gRPC service name the PDP reports health for.
 const HEALTH_SERVICE: &str = "cerbos.svc.v1.CerbosService";
@@ -63,7 +71,7 @@ struct CallConfig {
     timeout: Duration,
     retry: RetryPolicy,
     /// The custom headers, sent with every attempt.
-    headers: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+    headers: Vec<Header>,
     /// The `grpc-timeout` of a first attempt: the whole call's timeout,
     /// formatted once (the same value on every call, so HTTP/2 header
     /// compression sends it as an index).
@@ -257,6 +265,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends the Cerbos playground instance id (the `playground-instance`
+    /// header, as the official SDKs do) with every call, to use a
+    /// playground instance as the PDP.
+    pub fn playground_instance(self, id: impl Into<String>) -> Self {
+        self.header(PLAYGROUND_INSTANCE, id)
+    }
+
     /// Sets the user agent (prepended to tonic's).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = Some(user_agent.into());
@@ -344,19 +359,7 @@ impl ClientBuilder {
             .iter()
             .map(|e| self.endpoint_for(e))
             .collect::<Result<Vec<_>>>()?;
-        let headers = self
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                let key = AsciiMetadataKey::from_bytes(name.as_bytes()).map_err(|_| {
-                    Error::Config(format!("{name:?} is not a valid gRPC metadata name"))
-                })?;
-                let value = value.parse::<AsciiMetadataValue>().map_err(|_| {
-                    Error::Config(format!("the value of header {name:?} is not valid ASCII"))
-                })?;
-                Ok((key, value))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let headers = parse_headers(&self.headers).map_err(Error::Config)?;
         let config = CallConfig {
             timeout: self.timeout,
             retry: self.retry,
@@ -411,6 +414,24 @@ impl ClientBuilder {
         }
         Ok(endpoint)
     }
+}
+
+/// Validates metadata headers (an empty list allocates nothing).
+fn parse_headers(headers: &[(String, String)]) -> Result<Vec<Header>, String> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let key = AsciiMetadataKey::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid gRPC metadata name"))?;
+            // gRPC's ASCII values are printable ASCII (0x20 to 0x7E); the
+            // HTTP parser alone would also pass other bytes.
+            let value = Some(value)
+                .filter(|v| v.bytes().all(|b| (0x20..=0x7e).contains(&b)))
+                .and_then(|v| v.parse::<AsciiMetadataValue>().ok())
+                .ok_or_else(|| format!("the value of header {name:?} is not printable ASCII"))?;
+            Ok((key, value))
+        })
+        .collect()
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -490,33 +511,79 @@ impl Client {
         mut request: CheckResources,
     ) -> Result<CheckResourcesResponse> {
         request.validate()?;
+        let headers = parse_headers(&request.take_headers()).map_err(Error::InvalidRequest)?;
         let request_id = match request.take_request_id() {
             Some(id) => id,
             None => request_id::next(),
         };
         let (batches, entries) = request.into_wire(&request_id, self.config.limits);
-        let answers = match <[Batch; 1]>::try_from(batches) {
+        let headers = &headers[..];
+        let (answers, version) = match <[Batch; 1]>::try_from(batches) {
             // The common case, one call: no join.
             Ok([batch]) => {
-                let answer = self.check_batch(&batch.request).await?;
-                vec![(batch, answer)]
+                let (answer, version) = self.check_batch(&batch.request, headers).await?;
+                (vec![(batch, answer)], version)
             }
             Err(batches) => {
-                try_join_all(batches.into_iter().map(|batch| async move {
-                    let answer = self.check_batch(&batch.request).await?;
-                    Ok::<_, Error>((batch, answer))
+                let mut version = None;
+                let answers = try_join_all(batches.into_iter().map(|batch| async move {
+                    let (answer, version) = self.check_batch(&batch.request, headers).await?;
+                    Ok::<_, Error>((batch, answer, version))
                 }))
                 .await?
+                .into_iter()
+                .map(|(batch, answer, v)| {
+                    // The first call's version, as for the call id.
+                    if version.is_none() {
+                        version = v;
+                    }
+                    (batch, answer)
+                })
+                .collect();
+                (answers, version)
             }
         };
-        check::reassemble(entries, answers)
+        let mut response = check::reassemble(entries, answers)?;
+        response.set_cerbos_version(version);
+        Ok(response)
     }
 
     async fn check_batch(
         &self,
         request: &request::CheckResourcesRequest,
-    ) -> Result<response::CheckResourcesResponse> {
-        self.unary(CHECK_RESOURCES, codec::encode(request)).await
+        headers: &[Header],
+    ) -> Result<(response::CheckResourcesResponse, Option<ShortText>)> {
+        self.unary(CHECK_RESOURCES, codec::encode(request), headers)
+            .await
+    }
+
+    /// Whether `principal` may do `action` on `resource`: `true` only if
+    /// the PDP explicitly allowed it. Any failure (unreachable PDP, timeout,
+    /// malformed answer) is an `Err`, never `true`: fail closed.
+    ///
+    /// ```no_run
+    /// use cerbos_client::{Client, Principal, Resource};
+    /// # async fn run(client: Client) -> Result<(), cerbos_client::Error> {
+    /// let alice = Principal::new("alice", ["user"]);
+    /// let album = Resource::new("album:object", "X1").with_attr("owner", "alice");
+    /// if client.is_allowed(alice, album, "edit").await? {
+    ///     println!("alice may edit X1");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn is_allowed(
+        &self,
+        principal: Principal,
+        resource: Resource,
+        action: impl Into<String>,
+    ) -> Result<bool> {
+        let action = action.into();
+        let request = CheckResources::new(principal).resource(resource, [action.as_str()]);
+        let response = self.check_resources(request).await?;
+        Ok(response
+            .results()
+            .first()
+            .is_some_and(|result| result.is_allowed(&action)))
     }
 
     /// Asks for a query plan: which resources of a kind the principal may
@@ -525,20 +592,29 @@ impl Client {
         &self,
         mut request: PlanResources,
     ) -> Result<PlanResourcesResponse> {
+        let headers = parse_headers(&request.take_headers()).map_err(Error::InvalidRequest)?;
         let request_id = match request.take_request_id() {
             Some(id) => id,
             None => request_id::next(),
         };
         let wire = request.into_wire(request_id)?;
         let asked = plan::PlanAsked::of(&wire);
-        let answer = self.unary(PLAN_RESOURCES, codec::encode(&wire)).await?;
-        plan::from_wire_checked(answer, &asked)
+        let (answer, version) = self
+            .unary(PLAN_RESOURCES, codec::encode(&wire), &headers)
+            .await?;
+        let mut response = plan::from_wire_checked(answer, &asked)?;
+        response.set_cerbos_version(version);
+        Ok(response)
     }
 
     /// The PDP's version.
     pub async fn server_info(&self) -> Result<ServerInfo> {
-        let answer: response::ServerInfoResponse = self
-            .unary(SERVER_INFO, codec::encode(&request::ServerInfoRequest {}))
+        let (answer, _): (response::ServerInfoResponse, _) = self
+            .unary(
+                SERVER_INFO,
+                codec::encode(&request::ServerInfoRequest {}),
+                &[],
+            )
             .await?;
         Ok(ServerInfo {
             version: answer.version,
@@ -570,8 +646,15 @@ impl Client {
 
     /// Runs one unary call of the method at `path`, with the deadline,
     /// metadata and retries: one deadline for the whole call, retries
-    /// included; every attempt sends the same encoded `body`.
-    async fn unary<Resp>(&self, path: &'static str, body: Bytes) -> Result<Resp>
+    /// included; every attempt sends the same encoded `body` and the
+    /// client-wide headers, then the call's `headers` (which win). Also
+    /// returns the answer's `cerbos-version` header.
+    async fn unary<Resp>(
+        &self,
+        path: &'static str,
+        body: Bytes,
+        headers: &[Header],
+    ) -> Result<(Resp, Option<ShortText>)>
     where
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
@@ -582,14 +665,14 @@ impl Client {
             let mut attempt = 0;
             loop {
                 let metadata = if attempt == 0 {
-                    config.metadata(config.grpc_timeout.clone())
+                    config.metadata(config.grpc_timeout.clone(), headers)
                 } else {
                     // Later attempts tell the PDP the time that is left.
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
                         return Err(Error::Timeout(config.timeout));
                     }
-                    config.metadata(grpc_timeout(remaining))
+                    config.metadata(grpc_timeout(remaining), headers)
                 };
                 let req = tonic::Request::from_parts(metadata, Default::default(), body.clone());
                 let err = match self.send(path, req).await {
@@ -624,7 +707,7 @@ impl Client {
         &self,
         path: &'static str,
         req: tonic::Request<Bytes>,
-    ) -> Result<Resp, tonic::Status>
+    ) -> Result<(Resp, Option<ShortText>), tonic::Status>
     where
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
@@ -642,17 +725,23 @@ impl Client {
                 codec::PreEncoded::<Resp>::default(),
             )
             .await?;
-        Ok(answer.into_inner())
+        let version = answer
+            .metadata()
+            .get("cerbos-version")
+            .and_then(|v| v.to_str().ok())
+            .map(ShortText::new);
+        Ok((answer.into_inner(), version))
     }
 }
 
 impl CallConfig {
-    /// The metadata of one attempt: the custom headers and `grpc-timeout`.
-    fn metadata(&self, grpc_timeout: AsciiMetadataValue) -> MetadataMap {
+    /// The metadata of one attempt: the client-wide headers, the call's
+    /// (replacing client-wide ones of the same name) and `grpc-timeout`.
+    fn metadata(&self, grpc_timeout: AsciiMetadataValue, call: &[Header]) -> MetadataMap {
         // Room for the headers tonic adds (te, content-type, user-agent…):
         // no growing on the way out.
-        let mut metadata = MetadataMap::with_capacity(self.headers.len() + 8);
-        for (key, value) in &self.headers {
+        let mut metadata = MetadataMap::with_capacity(self.headers.len() + call.len() + 8);
+        for (key, value) in self.headers.iter().chain(call) {
             metadata.insert(key.clone(), value.clone());
         }
         metadata.insert(AsciiMetadataKey::from_static("grpc-timeout"), grpc_timeout);

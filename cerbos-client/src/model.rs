@@ -473,10 +473,26 @@ impl fmt::Debug for Resource {
     }
 }
 
-/// Auxiliary data sent with a request: a raw JWT that the PDP verifies and
-/// exposes to policies as `request.aux_data.jwt`.
+/// Auxiliary data sent with a request: JWTs that the PDP verifies and
+/// exposes to policies.
 ///
-/// `Debug` redacts the token.
+/// Either one JWT ([`AuxData::jwt`]), which policies read as
+/// `request.aux_data.jwt.<claim>`, or several named ones
+/// ([`AuxData::with_jwt`]), which policies read as
+/// `request.aux_data.jwts.<name>.claims.<claim>`. The PDP rejects a request
+/// with both; the client refuses to send it ([`Error::InvalidRequest`](crate::Error::InvalidRequest)).
+///
+/// `Debug` redacts every token.
+///
+/// ```
+/// use cerbos_client::AuxData;
+/// // `request.aux_data.jwts.id.claims.sub` and `request.aux_data.jwts.access.claims.scope`
+/// let aux = AuxData::default()
+///     .with_jwt("id", "eyJ...id-token", "")
+///     .with_jwt("access", "eyJ...access-token", "corporate");
+/// assert_eq!(aux.named_jwt("access"), Some(("eyJ...access-token", "corporate")));
+/// assert!(!format!("{aux:?}").contains("eyJ"));
+/// ```
 #[derive(Clone, PartialEq, Default)]
 pub struct AuxData {
     inner: request::AuxData,
@@ -504,6 +520,26 @@ impl AuxData {
         self
     }
 
+    /// Adds a named JWT (the `jwts` map), verified with the PDP key set
+    /// `key_set_id` ("" for the PDP's default). Policies read its claims as
+    /// `request.aux_data.jwts.<name>.claims.<claim>`. A second JWT with the
+    /// same name replaces the first.
+    pub fn with_jwt(
+        mut self,
+        name: impl Into<String>,
+        token: impl Into<String>,
+        key_set_id: impl Into<String>,
+    ) -> Self {
+        self.inner.jwts.insert(
+            name.into(),
+            request::aux_data::Jwt {
+                token: token.into(),
+                key_set_id: key_set_id.into(),
+            },
+        );
+        self
+    }
+
     /// The JWT, if any.
     pub fn jwt_token(&self) -> Option<&str> {
         self.inner.jwt.as_ref().map(|jwt| jwt.token.as_str())
@@ -514,18 +550,64 @@ impl AuxData {
         self.inner.jwt.as_ref().map(|jwt| jwt.key_set_id.as_str())
     }
 
+    /// The named JWT `name`: its token and key set id.
+    pub fn named_jwt(&self, name: &str) -> Option<(&str, &str)> {
+        self.inner
+            .jwts
+            .get(name)
+            .map(|jwt| (jwt.token.as_str(), jwt.key_set_id.as_str()))
+    }
+
+    /// The names of the named JWTs, in no particular order.
+    pub fn jwt_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.inner.jwts.keys().map(String::as_str)
+    }
+
     /// The protobuf message.
     pub fn as_proto(&self) -> &request::AuxData {
         &self.inner
+    }
+
+    /// Why the PDP would reject this aux data, if it would: the single JWT
+    /// and named JWTs together.
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+        if self.inner.jwt.is_some() && !self.inner.jwts.is_empty() {
+            return Err(crate::Error::InvalidRequest(
+                "aux data carries both a JWT (AuxData::jwt) and named JWTs \
+                 (AuxData::with_jwt): the PDP accepts only one of the two"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl fmt::Debug for AuxData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// A named JWT's key set, its token redacted.
+        struct Redacted<'a>(&'a str);
+        impl fmt::Debug for Redacted<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Jwt")
+                    .field("token", &"<redacted>")
+                    .field("key_set_id", &self.0)
+                    .finish()
+            }
+        }
         let mut d = f.debug_struct("AuxData");
         if let Some(jwt) = &self.inner.jwt {
             d.field("jwt", &"<redacted>")
                 .field("key_set_id", &jwt.key_set_id);
+        }
+        if !self.inner.jwts.is_empty() {
+            // Sorted by name: the same output for the same data.
+            let jwts: BTreeMap<_, _> = self
+                .inner
+                .jwts
+                .iter()
+                .map(|(name, jwt)| (name.as_str(), Redacted(&jwt.key_set_id)))
+                .collect();
+            d.field("jwts", &jwts);
         }
         d.finish()
     }
@@ -598,9 +680,15 @@ mod tests {
         let p = Principal::new("alice", ["user"]).with_attr("ssn", "123-45-6789");
         let r = Resource::new("doc", "1").with_attr("secret", "hunter2");
         let a = AuxData::jwt("eyJhbGciOi.secret.token").with_key_set_id("ks");
-        let out = format!("{p:?} {r:?} {a:?}");
+        let named = AuxData::default()
+            .with_jwt("id", "eyJid.secret.token", "ks-id")
+            .with_jwt("access", "eyJaccess.secret.token", "");
+        let out = format!("{p:?} {r:?} {a:?} {named:?} {named:#?}");
         assert!(out.contains("ssn") && out.contains("secret") && out.contains("ks"));
+        assert!(out.contains("\"access\"") && out.contains("ks-id"));
         assert!(!out.contains("123-45") && !out.contains("hunter2") && !out.contains("eyJ"));
+        assert!(named.validate().is_ok() && a.validate().is_ok());
+        assert!(a.with_jwt("second", "t", "").validate().is_err());
     }
 
     #[test]

@@ -7,7 +7,12 @@ use cerbos_proto::cerbos::{
     schema::v1::ValidationError,
 };
 
-use crate::{AttrValue, AuxData, Error, Principal, Result};
+use std::collections::HashMap;
+
+use crate::{
+    AttrValue, AuxData, Error, Principal, Result,
+    check::{CallOptions, ShortText},
+};
 
 /// A `PlanResources` request: a principal, a resource kind (with the
 /// attributes already known) and the actions. The answer is a
@@ -21,6 +26,20 @@ use crate::{AttrValue, AuxData, Error, Principal, Result};
 ///     .with_attr("department", "Sales");
 /// assert_eq!(request.actions(), ["read"]);
 /// ```
+///
+/// As for [`CheckResources`](crate::CheckResources), audit annotations and
+/// per-call headers go with the request:
+///
+/// ```
+/// use cerbos_client::{PlanResources, Principal};
+/// let request = PlanResources::new(Principal::new("john", ["user"]), "contact")
+///     .action("read")
+///     .annotation("app", "contacts")
+///     .annotation("route", "GET /contacts")
+///     .header("x-tenant", "acme")
+///     .include_meta(true); // filter_debug and matched_scopes in the answer
+/// assert_eq!(request.annotations().count(), 2);
+/// ```
 #[derive(Clone, Debug)]
 #[must_use = "a request does nothing until it is sent"]
 pub struct PlanResources {
@@ -30,6 +49,7 @@ pub struct PlanResources {
     aux_data: Option<AuxData>,
     include_meta: bool,
     request_id: Option<String>,
+    options: CallOptions,
 }
 
 impl PlanResources {
@@ -45,6 +65,7 @@ impl PlanResources {
             aux_data: None,
             include_meta: false,
             request_id: None,
+            options: CallOptions::default(),
         }
     }
 
@@ -81,13 +102,44 @@ impl PlanResources {
         self
     }
 
-    /// Sends auxiliary data (a JWT) with the request.
+    /// Sends auxiliary data (JWTs) with the request.
     pub fn aux_data(mut self, aux_data: AuxData) -> Self {
         self.aux_data = Some(aux_data);
         self
     }
 
-    /// Asks the PDP for debug information about the plan.
+    /// Adds an audit annotation (`request_context.annotations`), recorded
+    /// in the PDP's decision log; see
+    /// [`CheckResources::annotation`](crate::CheckResources::annotation).
+    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
+        self.options
+            .annotations
+            .insert(key.into(), value.into().into_proto());
+        self
+    }
+
+    /// The audit annotations, in no particular order.
+    pub fn annotations(&self) -> impl Iterator<Item = (&str, AttrValue)> + '_ {
+        self.options.annotations()
+    }
+
+    /// Sends a gRPC metadata header with this call; see
+    /// [`CheckResources::header`](crate::CheckResources::header).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The per-call headers, in the order they were added.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.options
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Asks the PDP for debug information about the plan: the filter's
+    /// rendering and the scopes that matched.
     pub fn include_meta(mut self, include: bool) -> Self {
         self.include_meta = include;
         self
@@ -113,7 +165,12 @@ impl PlanResources {
         self.request_id.take()
     }
 
-    pub(crate) fn into_wire(self, request_id: String) -> Result<request::PlanResourcesRequest> {
+    /// The per-call headers, taken out of the request.
+    pub(crate) fn take_headers(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.options.headers)
+    }
+
+    pub(crate) fn into_wire(mut self, request_id: String) -> Result<request::PlanResourcesRequest> {
         if self.actions.is_empty() {
             return Err(Error::InvalidRequest(
                 "a PlanResources request needs at least one action".into(),
@@ -124,6 +181,10 @@ impl PlanResources {
                 "a PlanResources request needs a resource kind".into(),
             ));
         }
+        if let Some(aux_data) = &self.aux_data {
+            aux_data.validate()?;
+        }
+        let request_context = self.options.take_request_context();
         #[allow(deprecated)]
         Ok(request::PlanResourcesRequest {
             request_id,
@@ -132,6 +193,7 @@ impl PlanResources {
             actions: self.actions,
             aux_data: self.aux_data.map(|a| a.as_proto().clone()),
             include_meta: self.include_meta,
+            request_context,
             ..Default::default()
         })
     }
@@ -157,6 +219,24 @@ pub struct PlanResourcesResponse {
     pub cerbos_call_id: String,
     /// The PDP's human-readable rendering of the filter, when meta was asked for.
     pub filter_debug: Option<String>,
+    /// The scope that matched for each action (action → scope, "" for
+    /// none), when meta was asked for; empty otherwise.
+    pub matched_scopes: HashMap<String, String>,
+    /// The `cerbos-version` response header (inline: no allocation).
+    cerbos_version: Option<ShortText>,
+}
+
+impl PlanResourcesResponse {
+    /// The PDP's version, from the `cerbos-version` header of its answer,
+    /// such as `0.55.0`. `None` if the PDP sent none (or a value that is
+    /// not text).
+    pub fn cerbos_version(&self) -> Option<&str> {
+        self.cerbos_version.as_ref().map(ShortText::as_str)
+    }
+
+    pub(crate) fn set_cerbos_version(&mut self, version: Option<ShortText>) {
+        self.cerbos_version = version;
+    }
 }
 
 /// Which resources the principal may act on.
@@ -278,6 +358,10 @@ fn from_wire(answer: response::PlanResourcesResponse) -> Result<PlanResourcesRes
             )));
         }
     };
+    let (filter_debug, matched_scopes) = match answer.meta {
+        Some(meta) => (Some(meta.filter_debug), meta.matched_scopes),
+        None => (None, HashMap::new()),
+    };
     #[allow(deprecated)]
     Ok(PlanResourcesResponse {
         request_id: answer.request_id,
@@ -287,7 +371,9 @@ fn from_wire(answer: response::PlanResourcesResponse) -> Result<PlanResourcesRes
         filter,
         validation_errors: answer.validation_errors,
         cerbos_call_id: answer.cerbos_call_id,
-        filter_debug: answer.meta.map(|m| m.filter_debug),
+        filter_debug,
+        matched_scopes,
+        cerbos_version: None,
     })
 }
 

@@ -10,7 +10,8 @@ use std::{
 };
 
 use cerbos_client::{
-    CheckResources, Client, Error, PlanFilter, PlanResources, Principal, Resource, RetryPolicy,
+    AuxData, CheckResources, Client, Error, PlanFilter, PlanResources, Principal, Resource,
+    RetryPolicy,
     proto::cerbos::{
         engine::v1::{
             PlanResourcesFilter,
@@ -56,6 +57,7 @@ impl CerbosService for Stub {
         request: Request<req::PlanResourcesRequest>,
     ) -> Result<Response<resp::PlanResourcesResponse>, Status> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        *self.last_metadata.lock().unwrap() = Some(request.metadata().clone());
         (self.plan)(request.into_inner()).map(Response::new)
     }
     async fn server_info(
@@ -762,4 +764,165 @@ async fn an_answer_is_trusted_only_for_the_actions_asked() {
         matches!(answer, Err(Error::MalformedResponse(_))),
         "{answer:?}"
     );
+}
+
+/// The metadata of the last call the stub PDP received.
+fn last_metadata(pdp: &Running) -> tonic::metadata::MetadataMap {
+    pdp.last_metadata
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a call arrived")
+}
+
+/// The values of header `name` in `metadata`.
+fn values(metadata: &tonic::metadata::MetadataMap, name: &str) -> Vec<String> {
+    metadata
+        .get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn per_call_headers_win_over_client_wide_ones_on_every_attempt() {
+    // The first attempt is UNAVAILABLE: the retry must carry the headers too.
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let seen = attempts.clone();
+    let pdp = with_check(move |r| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(Status::unavailable("restarting"));
+        }
+        echo(1)(r)
+    })
+    .await;
+    let client = Client::builder(format!("http://{}", pdp.addr))
+        .header("x-tenant", "acme")
+        .header("x-app", "contacts")
+        .playground_instance("pg-42")
+        .build()
+        .unwrap();
+    let response = client
+        .check_resources(
+            one_check()
+                .header("x-tenant", "globex")
+                .header("x-route", "GET /contacts"),
+        )
+        .await
+        .expect("an answer after one retry");
+    assert!(response.all_allowed());
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    let metadata = last_metadata(&pdp);
+    assert_eq!(values(&metadata, "x-tenant"), ["globex"], "per-call wins");
+    assert_eq!(values(&metadata, "x-route"), ["GET /contacts"]);
+    assert_eq!(values(&metadata, "x-app"), ["contacts"]);
+    assert_eq!(values(&metadata, "playground-instance"), ["pg-42"]);
+    // The stub sends no `cerbos-version` header.
+    assert_eq!(response.cerbos_version(), None);
+
+    // The next call without per-call headers sends the client-wide ones only.
+    client.check_resources(one_check()).await.unwrap();
+    let metadata = last_metadata(&pdp);
+    assert_eq!(values(&metadata, "x-tenant"), ["acme"]);
+    assert!(metadata.get("x-route").is_none());
+}
+
+#[tokio::test]
+async fn plans_send_per_call_headers_and_annotations() {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let keep = seen.clone();
+    let pdp = with_plan(move |r| {
+        *keep.lock().unwrap() = r.request_context.clone();
+        Ok(plan_answer(Some(PlanResourcesFilter {
+            kind: plan_resources_filter::Kind::AlwaysAllowed as i32,
+            condition: None,
+        })))
+    })
+    .await;
+    let plan = pdp
+        .client
+        .plan_resources(
+            PlanResources::new(Principal::new("u", ["user"]), "doc")
+                .action("read")
+                .header("x-tenant", "globex")
+                .annotation("app", "contacts")
+                .annotation("ratio", f64::INFINITY),
+        )
+        .await
+        .expect("a plan");
+    assert_eq!(plan.filter, PlanFilter::AlwaysAllowed);
+    assert!(plan.matched_scopes.is_empty(), "no meta, no scopes");
+    assert_eq!(values(&last_metadata(&pdp), "x-tenant"), ["globex"]);
+    let context = seen.lock().unwrap().clone().expect("a request context");
+    let app = &context.annotations["app"];
+    assert_eq!(
+        app.kind,
+        Some(prost_types::value::Kind::StringValue("contacts".into()))
+    );
+    assert_eq!(
+        context.annotations["ratio"].kind,
+        Some(prost_types::value::Kind::NumberValue(f64::INFINITY)),
+        "a non-finite number is fine on the wire"
+    );
+}
+
+#[tokio::test]
+async fn invalid_per_call_headers_and_mixed_jwts_are_rejected_before_sending() {
+    let pdp = with_check(echo(1)).await;
+    let bad_checks = [
+        one_check().header("not a name", "v"),
+        one_check().header("x-ok", "line\nbreak"),
+        one_check().header("x-ok", "caf\u{e9}"),
+        one_check().aux_data(AuxData::jwt("t1").with_jwt("second", "t2", "")),
+    ];
+    for request in bad_checks {
+        let shown = format!("{request:?}");
+        let err = pdp.client.check_resources(request).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{shown}: {err:?}");
+    }
+    let plan = || PlanResources::new(Principal::new("u", ["user"]), "doc").action("read");
+    let bad_plans = [
+        plan().header("Bad Name", "v"),
+        plan().aux_data(AuxData::jwt("t1").with_jwt("second", "t2", "")),
+    ];
+    for request in bad_plans {
+        let err = pdp.client.plan_resources(request).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+    }
+    assert_eq!(pdp.calls.load(Ordering::SeqCst), 0, "nothing was sent");
+    // A client-wide playground instance id must be a valid value too.
+    let err = Client::builder(format!("http://{}", pdp.addr))
+        .playground_instance("bad\nid")
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn is_allowed_is_true_only_for_an_explicit_allow() {
+    let alice = || Principal::new("alice", ["user"]);
+    let doc = || Resource::new("doc", "1");
+    for (effect, allowed) in [(1, true), (2, false), (3, false), (0, false), (9, false)] {
+        let pdp = with_check(echo(effect)).await;
+        assert_eq!(
+            pdp.client.is_allowed(alice(), doc(), "read").await.unwrap(),
+            allowed,
+            "effect {effect}"
+        );
+    }
+    // No effect for the action asked: malformed, an error, not `false`.
+    let pdp = with_check(|r| {
+        let mut answer = echo(1)(r)?;
+        answer.results[0].actions.clear();
+        Ok(answer)
+    })
+    .await;
+    let err = pdp
+        .client
+        .is_allowed(alice(), doc(), "read")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MalformedResponse(_)), "{err:?}");
+    let pdp = with_check(|_| Err(Status::permission_denied("no"))).await;
+    assert!(pdp.client.is_allowed(alice(), doc(), "read").await.is_err());
 }

@@ -1,5 +1,6 @@
 //! The client against the real PDP: round trips, chunking, transports,
-//! JWTs, timeouts, restarts and concurrency.
+//! JWTs, audit annotations, per-call options, timeouts, restarts and
+//! concurrency.
 
 mod common;
 
@@ -318,6 +319,229 @@ async fn jwt_in_aux_data_is_verified_and_read_by_policies() {
         .await
         .expect_err("a forged JWT fails the request");
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn named_jwts_are_verified_and_read_by_policies() {
+    let (pdp, _dir) = common::pdp_with_jwt_key_set();
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
+    let check = |aux_data: AuxData| {
+        let client = client.clone();
+        async move {
+            client
+                .check_resources(
+                    CheckResources::new(Principal::new("u", ["user"]))
+                        .resource(Resource::new("transfer", "t1"), ["approve"])
+                        .aux_data(aux_data),
+                )
+                .await
+        }
+    };
+    let sales = common::jwt(common::JWT_SECRET, "Sales");
+    let finance = common::jwt(common::JWT_SECRET, "Finance");
+    // `policies/transfer.yaml` reads both: requester in Sales, approver in Finance.
+    let both = AuxData::default()
+        .with_jwt("requester", sales.clone(), "local")
+        .with_jwt("approver", finance.clone(), "local");
+    assert!(
+        !format!("{both:?}").contains(&sales),
+        "Debug redacts tokens"
+    );
+    assert!(check(both).await.expect("check succeeds").results()[0].is_allowed("approve"));
+    let swapped = AuxData::default()
+        .with_jwt("requester", finance.clone(), "local")
+        .with_jwt("approver", sales.clone(), "local");
+    assert!(!check(swapped).await.expect("check succeeds").results()[0].is_allowed("approve"));
+    let one = AuxData::default().with_jwt("requester", sales.clone(), "local");
+    assert!(!check(one).await.expect("check succeeds").results()[0].is_allowed("approve"));
+    // A forged named JWT fails the request, as a forged single one does.
+    let forged = common::jwt(b"some other key entirely, also 256 bits long!!", "Finance");
+    let err = check(
+        AuxData::default()
+            .with_jwt("requester", sales.clone(), "local")
+            .with_jwt("approver", forged, "local"),
+    )
+    .await
+    .expect_err("a forged JWT fails the request");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    // The PDP rejects the single JWT and named ones together: the client
+    // refuses before sending.
+    let err = check(AuxData::jwt(finance).with_jwt("requester", sales, "local"))
+        .await
+        .expect_err("jwt and jwts together");
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+}
+
+/// Reads the PDP's decision log (one JSON entry a line) until an entry for
+/// `call_id` appears.
+async fn decision_log_entry(path: &std::path::Path, call_id: &str) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        let entry = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|entry| entry["callId"] == call_id);
+        if let Some(entry) = entry {
+            return entry;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decision log entry for call {call_id} in {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn annotations_are_recorded_in_the_decision_log() {
+    let dir = common::TempDir(std::env::temp_dir().join(format!(
+        "cerbos-audit-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+    )));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let log = dir.0.join("decisions.log");
+    let pdp = Pdp::builder(policy_dir())
+        .config_yaml(format!(
+            "audit:\n  enabled: true\n  accessLogsEnabled: false\n  decisionLogsEnabled: true\n  \
+             backend: file\n  file:\n    path: {:?}\n",
+            log.display().to_string()
+        ))
+        .start()
+        .expect("PDP starts with a decision log");
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
+    let check = client
+        .check_resources(
+            common::alicia_edits_own_album()
+                .annotation("app", "albums")
+                .annotation("route", "PUT /albums/{id}")
+                .annotation("trace", json!({"id": "4bf92f35", "sampled": true})),
+        )
+        .await
+        .expect("check succeeds");
+    assert!(check.results()[0].is_allowed("edit"));
+    let entry = decision_log_entry(&log, check.cerbos_call_id()).await;
+    assert_eq!(
+        entry["requestContext"]["annotations"],
+        json!({"app": "albums", "route": "PUT /albums/{id}",
+               "trace": {"id": "4bf92f35", "sampled": true}}),
+        "{entry}"
+    );
+
+    let plan = client
+        .plan_resources(
+            PlanResources::new(Principal::new("ann", ["user"]), "document")
+                .action("read")
+                .annotation("app", "documents")
+                .annotation("page", 2),
+        )
+        .await
+        .expect("plan succeeds");
+    let entry = decision_log_entry(&log, &plan.cerbos_call_id).await;
+    assert_eq!(
+        entry["requestContext"]["annotations"],
+        json!({"app": "documents", "page": 2}),
+        "{entry}"
+    );
+
+    // Without annotations, no request context is sent.
+    let check = client
+        .check_resources(common::alicia_edits_own_album())
+        .await
+        .expect("check succeeds");
+    let entry = decision_log_entry(&log, check.cerbos_call_id()).await;
+    assert!(entry.get("requestContext").is_none(), "{entry}");
+}
+
+#[tokio::test]
+async fn is_allowed_answers_one_action() {
+    let alicia = || Principal::new("alicia", ["user"]);
+    let album = |owner: &str| Resource::new("album:object", "X9").with_attr("owner", owner);
+    let client = client();
+    assert!(
+        client
+            .is_allowed(alicia(), album("alicia"), "edit")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !client
+            .is_allowed(alicia(), album("bob"), "edit")
+            .await
+            .unwrap()
+    );
+    // An unknown action: no policy rule, not allowed.
+    assert!(
+        !client
+            .is_allowed(alicia(), album("alicia"), "launch")
+            .await
+            .unwrap()
+    );
+    // A PDP that cannot be reached is an error, never `true` or `false`.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let down = Client::builder(format!("http://{addr}"))
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = down
+        .is_allowed(alicia(), album("alicia"), "edit")
+        .await
+        .expect_err("unreachable");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn answers_carry_the_pdp_version_and_plans_their_matched_scopes() {
+    let client = client();
+    let version = client.server_info().await.expect("server info").version;
+    let check = client
+        .check_resources(common::alicia_edits_own_album())
+        .await
+        .expect("check succeeds");
+    assert_eq!(check.cerbos_version(), Some(version.as_str()));
+    // Split into calls: the version of the first.
+    let mut split = CheckResources::new(Principal::new("alicia", ["user"]));
+    for i in 0..60 {
+        split.push(
+            Resource::new("album:object", format!("A{i}")).with_attr("owner", "alicia"),
+            ["edit"],
+        );
+    }
+    let split = client.check_resources(split).await.expect("check succeeds");
+    assert_eq!(split.cerbos_call_ids().count(), 2);
+    assert_eq!(split.cerbos_version(), Some(version.as_str()));
+
+    let ann = Principal::new("ann", ["user"]);
+    let plan = client
+        .plan_resources(
+            PlanResources::new(ann.clone(), "document")
+                .actions_from(["read", "edit"])
+                .include_meta(true),
+        )
+        .await
+        .expect("plan succeeds");
+    assert_eq!(plan.cerbos_version(), Some(version.as_str()));
+    // Unscoped policies: every action matched the root scope ("").
+    let mut scopes: Vec<_> = plan.matched_scopes.iter().collect();
+    scopes.sort();
+    assert_eq!(
+        scopes,
+        [
+            (&"edit".to_owned(), &String::new()),
+            (&"read".to_owned(), &String::new())
+        ]
+    );
+    let plan = client
+        .plan_resources(PlanResources::new(ann, "document").action("read"))
+        .await
+        .expect("plan succeeds");
+    assert!(plan.matched_scopes.is_empty(), "no meta asked");
 }
 
 #[tokio::test]
