@@ -101,10 +101,25 @@ pub struct CheckResources {
 
 /// What a request carries besides the question: audit annotations and
 /// per-call headers (empty, unallocated, when unused).
-#[derive(Clone, Debug, Default)]
+///
+/// `Debug` shows annotation keys and header names, never their values (a
+/// header may carry a credential).
+#[derive(Clone, Default)]
 pub(crate) struct CallOptions {
     pub(crate) annotations: HashMap<String, prost_types::Value>,
     pub(crate) headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<_> = self.annotations.keys().collect();
+        keys.sort();
+        let names: Vec<_> = self.headers.iter().map(|(name, _)| name).collect();
+        f.debug_struct("CallOptions")
+            .field("annotations", &keys)
+            .field("headers", &names)
+            .finish()
+    }
 }
 
 impl CallOptions {
@@ -1015,6 +1030,16 @@ mod tests {
         }
         let (plain, _) = wire(&[("1", &["read"])], 50, 50);
         assert!(plain[0].request.request_context.is_none());
+    }
+
+    #[test]
+    fn debug_shows_annotation_keys_and_header_names_only() {
+        let request = CheckResources::new(Principal::new("u", ["user"]))
+            .annotation("trace_id", "secret-trace")
+            .header("authorization", "Bearer secret-token");
+        let shown = format!("{request:?}");
+        assert!(shown.contains("trace_id") && shown.contains("authorization"));
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]
