@@ -72,6 +72,68 @@ pub struct ResourceEntry {
 /// assert_eq!(request.entries().len(), 2);
 /// ```
 ///
+/// The per-call builder methods that `CheckResources` and `PlanResources`
+/// share (their `aux_data`, `include_meta`, `request_id` and `options`
+/// fields).
+macro_rules! call_methods {
+    () => {
+        /// Sends auxiliary data (JWTs) with the request.
+        pub fn aux_data(mut self, aux_data: AuxData) -> Self {
+            self.aux_data = Some(aux_data);
+            self
+        }
+
+        /// Adds an audit annotation (`request_context.annotations`): the
+        /// PDP's decision log records it with the call, for example which
+        /// app, route and trace made it. A second annotation with the same
+        /// key replaces the first.
+        pub fn annotation(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
+            self.options
+                .annotations
+                .insert(key.into(), value.into().into_proto());
+            self
+        }
+
+        /// The audit annotations, in no particular order.
+        pub fn annotations(&self) -> impl Iterator<Item = (&str, AttrValue)> + '_ {
+            self.options.annotations()
+        }
+
+        /// Sends a gRPC metadata header with this call (every attempt of
+        /// it), over a client-wide header of the same name
+        /// ([`ClientBuilder::header`](crate::ClientBuilder::header)). An
+        /// invalid name or value makes the call an
+        /// [`Error::InvalidRequest`](crate::Error::InvalidRequest), and
+        /// nothing is sent.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.options.headers.push((name.into(), value.into()));
+            self
+        }
+
+        /// The per-call headers, in the order they were added.
+        pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+            self.options
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+        }
+
+        /// Asks the PDP for meta information with its answer: the matched
+        /// policies and effective derived roles of a check, the filter's
+        /// rendering and the matched scopes of a plan.
+        pub fn include_meta(mut self, include: bool) -> Self {
+            self.include_meta = include;
+            self
+        }
+
+        /// Sets the request id sent to the PDP (default: a generated one).
+        pub fn request_id(mut self, id: impl Into<String>) -> Self {
+            self.request_id = Some(id.into());
+            self
+        }
+    };
+}
+
 /// Per-call options: audit annotations that the PDP's decision log records
 /// with the call, and gRPC metadata headers for this call only.
 ///
@@ -180,57 +242,7 @@ impl CheckResources {
         self
     }
 
-    /// Sends auxiliary data (JWTs) with the request.
-    pub fn aux_data(mut self, aux_data: AuxData) -> Self {
-        self.aux_data = Some(aux_data);
-        self
-    }
-
-    /// Adds an audit annotation (`request_context.annotations`): the PDP's
-    /// decision log records it with the call, for example which app, route
-    /// and trace made it. A second annotation with the same key replaces
-    /// the first.
-    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
-        self.options
-            .annotations
-            .insert(key.into(), value.into().into_proto());
-        self
-    }
-
-    /// The audit annotations, in no particular order.
-    pub fn annotations(&self) -> impl Iterator<Item = (&str, AttrValue)> + '_ {
-        self.options.annotations()
-    }
-
-    /// Sends a gRPC metadata header with this call (every attempt of it),
-    /// over a client-wide header of the same name
-    /// ([`ClientBuilder::header`](crate::ClientBuilder::header)). An invalid
-    /// name or value makes the call an [`Error::InvalidRequest`], and
-    /// nothing is sent.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The per-call headers, in the order they were added.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.options
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-    }
-
-    /// Asks the PDP for the matched policies and effective derived roles.
-    pub fn include_meta(mut self, include: bool) -> Self {
-        self.include_meta = include;
-        self
-    }
-
-    /// Sets the request id sent to the PDP (default: a generated one).
-    pub fn request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = Some(id.into());
-        self
-    }
+    call_methods!();
 
     /// The principal.
     pub fn principal(&self) -> &Principal {

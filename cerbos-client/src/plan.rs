@@ -102,54 +102,7 @@ impl PlanResources {
         self
     }
 
-    /// Sends auxiliary data (JWTs) with the request.
-    pub fn aux_data(mut self, aux_data: AuxData) -> Self {
-        self.aux_data = Some(aux_data);
-        self
-    }
-
-    /// Adds an audit annotation (`request_context.annotations`), recorded
-    /// in the PDP's decision log; see
-    /// [`CheckResources::annotation`](crate::CheckResources::annotation).
-    pub fn annotation(mut self, key: impl Into<String>, value: impl Into<AttrValue>) -> Self {
-        self.options
-            .annotations
-            .insert(key.into(), value.into().into_proto());
-        self
-    }
-
-    /// The audit annotations, in no particular order.
-    pub fn annotations(&self) -> impl Iterator<Item = (&str, AttrValue)> + '_ {
-        self.options.annotations()
-    }
-
-    /// Sends a gRPC metadata header with this call; see
-    /// [`CheckResources::header`](crate::CheckResources::header).
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The per-call headers, in the order they were added.
-    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.options
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-    }
-
-    /// Asks the PDP for debug information about the plan: the filter's
-    /// rendering and the scopes that matched.
-    pub fn include_meta(mut self, include: bool) -> Self {
-        self.include_meta = include;
-        self
-    }
-
-    /// Sets the request id sent to the PDP (default: a generated one).
-    pub fn request_id(mut self, id: impl Into<String>) -> Self {
-        self.request_id = Some(id.into());
-        self
-    }
+    call_methods!();
 
     /// The actions.
     pub fn actions(&self) -> &[String] {
