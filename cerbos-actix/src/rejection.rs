@@ -3,10 +3,7 @@
 use std::fmt;
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
-use cerbos_tower::{
-    adapter::RenderedRejection,
-    layer::{Decision, RejectionKind},
-};
+use cerbos_tower::adapter::RenderedRejection;
 
 /// A request the Cerbos checks (the guard, `#[authorize]`,
 /// [`Authz`](crate::Authz)) rejected: the same response the layer would
@@ -15,28 +12,7 @@ use cerbos_tower::{
 #[derive(Debug)]
 pub struct CerbosRejection(RenderedRejection);
 
-impl CerbosRejection {
-    /// Why.
-    pub fn kind(&self) -> RejectionKind {
-        self.0.kind()
-    }
-
-    /// The status of the response.
-    pub fn status(&self) -> http::StatusCode {
-        self.0.status()
-    }
-
-    /// The decision, when the PDP was asked.
-    pub fn decision(&self) -> Option<&Decision> {
-        self.0.decision()
-    }
-}
-
-impl From<RenderedRejection> for CerbosRejection {
-    fn from(rejection: RenderedRejection) -> Self {
-        CerbosRejection(rejection)
-    }
-}
+cerbos_tower::__rejection_methods!(CerbosRejection);
 
 impl fmt::Display for CerbosRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

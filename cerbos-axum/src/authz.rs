@@ -1,11 +1,7 @@
 //! [`Authz`]: checks made in a handler.
 
 use axum::extract::{FromRef, FromRequestParts};
-use cerbos_tower::{
-    Resource,
-    adapter::HandlerChecks,
-    layer::{Authorizer, Decision, PermissionMap, Plan, Subject},
-};
+use cerbos_tower::{adapter::HandlerChecks, layer::Authorizer};
 use http::request::Parts;
 
 use crate::CerbosRejection;
@@ -53,60 +49,4 @@ where
     }
 }
 
-impl Authz {
-    /// The principal of the request.
-    pub fn subject(&self) -> &Subject {
-        self.0.subject()
-    }
-
-    /// Checks `actions` on `resource` in one PDP call; the decision is
-    /// allowed only if every action is, and its
-    /// [`permissions`](Decision::permissions) tell them apart. Fail-closed:
-    /// a PDP that cannot be asked gives an unreachable (not allowed)
-    /// decision.
-    pub async fn check<A: Into<String>>(
-        &self,
-        resource: Resource,
-        actions: impl IntoIterator<Item = A>,
-    ) -> Decision {
-        self.0.check(resource, actions).await
-    }
-
-    /// Like [`check`](Self::check), but a request that may not do all of
-    /// `actions` is the rejection the layer would have made.
-    pub async fn require<A: Into<String>>(
-        &self,
-        resource: Resource,
-        actions: impl IntoIterator<Item = A>,
-    ) -> Result<Decision, CerbosRejection> {
-        Ok(self.0.require(resource, actions).await?)
-    }
-
-    /// The query plan for listing the resources of `kind` on which every
-    /// one of `actions` is allowed (one `PlanResources` call); its
-    /// [`filter`](Plan::filter) becomes the database query. Fail-closed
-    /// like [`require`](Self::require), with the same rejections: a PDP
-    /// that cannot be asked or cannot plan is the unreachable rejection
-    /// (503 by default), rendered by the configured rejection handler;
-    /// bypassed, the plan allows every resource.
-    pub async fn plan<A: Into<String>>(
-        &self,
-        kind: impl Into<String>,
-        actions: impl IntoIterator<Item = A>,
-    ) -> Result<Plan, CerbosRejection> {
-        Ok(self.0.plan(kind, actions).await?)
-    }
-
-    /// The [`PermissionMap`] of `actions` for each of `resources` (a
-    /// page's rows), in the same order, from one `CheckResources` call
-    /// (chunked by the client). A denied action is `false` in its map; a
-    /// PDP that cannot be asked, or a row missing from its answer, is the
-    /// unreachable rejection for the whole call.
-    pub async fn permissions<A: Into<String>>(
-        &self,
-        resources: impl IntoIterator<Item = Resource>,
-        actions: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<PermissionMap>, CerbosRejection> {
-        Ok(self.0.permissions(resources, actions).await?)
-    }
-}
+cerbos_tower::__authz_methods!(Authz, CerbosRejection);

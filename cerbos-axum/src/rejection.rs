@@ -15,7 +15,7 @@ use axum::{
 use bytes::{Bytes, BytesMut};
 use cerbos_tower::{
     adapter::RenderedRejection,
-    layer::{Decision, OnRejection, Rejection, RejectionKind},
+    layer::{OnRejection, Rejection},
 };
 use http::{HeaderValue, StatusCode, header, request::Parts};
 use http_body::Body as _;
@@ -27,28 +27,7 @@ use http_body::Body as _;
 #[derive(Debug)]
 pub struct CerbosRejection(RenderedRejection);
 
-impl CerbosRejection {
-    /// Why.
-    pub fn kind(&self) -> RejectionKind {
-        self.0.kind()
-    }
-
-    /// The status of the response.
-    pub fn status(&self) -> http::StatusCode {
-        self.0.status()
-    }
-
-    /// The decision, when the PDP was asked.
-    pub fn decision(&self) -> Option<&Decision> {
-        self.0.decision()
-    }
-}
-
-impl From<RenderedRejection> for CerbosRejection {
-    fn from(rejection: RenderedRejection) -> Self {
-        CerbosRejection(rejection)
-    }
-}
+cerbos_tower::__rejection_methods!(CerbosRejection);
 
 impl IntoResponse for CerbosRejection {
     fn into_response(self) -> Response {

@@ -378,3 +378,106 @@ impl HandlerChecks {
         RenderedRejection::new(&self.authorizer, rejection, &self.head)
     }
 }
+
+/// The methods of an adapter's `Authz(HandlerChecks)`: `subject`, `check`,
+/// `require`, `plan` and `permissions`, delegating to [`HandlerChecks`]
+/// with the adapter's rejection type (each adapter owns its `Authz` so
+/// that it can implement the framework's extractor trait on it).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __authz_methods {
+    ($authz:ident, $rejection:ty) => {
+        impl $authz {
+            /// The principal of the request.
+            pub fn subject(&self) -> &$crate::layer::Subject {
+                self.0.subject()
+            }
+
+            /// Checks `actions` on `resource` in one PDP call; the decision
+            /// is allowed only if every action is, and its
+            /// [`permissions`](cerbos_tower::layer::Decision::permissions)
+            /// tell them apart. Fail-closed: a PDP that cannot be asked
+            /// gives an unreachable (not allowed) decision.
+            pub async fn check<A: Into<String>>(
+                &self,
+                resource: $crate::Resource,
+                actions: impl IntoIterator<Item = A>,
+            ) -> $crate::layer::Decision {
+                self.0.check(resource, actions).await
+            }
+
+            /// Like [`check`](Self::check), but a request that may not do
+            /// all of `actions` is the rejection the layer would have made.
+            pub async fn require<A: Into<String>>(
+                &self,
+                resource: $crate::Resource,
+                actions: impl IntoIterator<Item = A>,
+            ) -> Result<$crate::layer::Decision, $rejection> {
+                Ok(self.0.require(resource, actions).await?)
+            }
+
+            /// The query plan for listing the resources of `kind` on which
+            /// every one of `actions` is allowed (one `PlanResources`
+            /// call); its [`filter`](cerbos_tower::layer::Plan::filter)
+            /// becomes the database query. Fail-closed like
+            /// [`require`](Self::require), with the same rejections: a PDP
+            /// that cannot be asked or cannot plan is the unreachable
+            /// rejection (503 by default), rendered by the configured
+            /// rejection handler; bypassed, the plan allows every resource.
+            pub async fn plan<A: Into<String>>(
+                &self,
+                kind: impl Into<String>,
+                actions: impl IntoIterator<Item = A>,
+            ) -> Result<$crate::layer::Plan, $rejection> {
+                Ok(self.0.plan(kind, actions).await?)
+            }
+
+            /// The [`PermissionMap`](cerbos_tower::layer::PermissionMap) of
+            /// `actions` for each of `resources` (a page's rows), in the
+            /// same order, from one `CheckResources` call (chunked by the
+            /// client). A denied action is `false` in its map; a PDP that
+            /// cannot be asked, or a row missing from its answer, is the
+            /// unreachable rejection for the whole call.
+            pub async fn permissions<A: Into<String>>(
+                &self,
+                resources: impl IntoIterator<Item = $crate::Resource>,
+                actions: impl IntoIterator<Item = A>,
+            ) -> Result<Vec<$crate::layer::PermissionMap>, $rejection> {
+                Ok(self.0.permissions(resources, actions).await?)
+            }
+        }
+    };
+}
+
+/// The methods of an adapter's `CerbosRejection(RenderedRejection)`:
+/// `kind`, `status`, `decision` and `From<RenderedRejection>` (each adapter
+/// owns its rejection type so that it can implement the framework's
+/// response trait on it).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __rejection_methods {
+    ($rejection:ident) => {
+        impl $rejection {
+            /// Why.
+            pub fn kind(&self) -> $crate::layer::RejectionKind {
+                self.0.kind()
+            }
+
+            /// The status of the response.
+            pub fn status(&self) -> http::StatusCode {
+                self.0.status()
+            }
+
+            /// The decision, when the PDP was asked.
+            pub fn decision(&self) -> Option<&$crate::layer::Decision> {
+                self.0.decision()
+            }
+        }
+
+        impl From<$crate::adapter::RenderedRejection> for $rejection {
+            fn from(rejection: $crate::adapter::RenderedRejection) -> Self {
+                $rejection(rejection)
+            }
+        }
+    };
+}
