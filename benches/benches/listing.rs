@@ -13,57 +13,13 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use cerbos_sql::{Column, Dialect, PlanToSql};
 use cerbos_testkit::Pdp;
-use cerbos_tower::{CheckResources, Client, PlanResources, Principal, Resource};
+use cerbos_tower::{CheckResources, Client, PlanResources, Principal};
+use contacts_shared::{Contact, Db};
 use criterion::{Criterion, criterion_group, criterion_main};
-use rusqlite::{Connection, types::Value as SqlValue};
-use sea_query::{Alias, Query, SqliteQueryBuilder};
+use rusqlite::Connection;
 
 const ROWS: i64 = 10_000;
-
-const COLUMNS: [&str; 7] = [
-    "id",
-    "first_name",
-    "last_name",
-    "owner_id",
-    "company_id",
-    "is_active",
-    "marketing_opt_in",
-];
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Contact {
-    id: i64,
-    first_name: String,
-    last_name: String,
-    owner_id: String,
-    company_id: String,
-    is_active: bool,
-    marketing_opt_in: bool,
-}
-
-impl Contact {
-    fn resource(&self) -> Resource {
-        Resource::new("contact", self.id.to_string())
-            .with_attr("owner_id", self.owner_id.as_str())
-            .with_attr("company_id", self.company_id.as_str())
-            .with_attr("is_active", self.is_active)
-            .with_attr("marketing_opt_in", self.marketing_opt_in)
-    }
-}
-
-fn row_to_contact(row: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
-    Ok(Contact {
-        id: row.get(0)?,
-        first_name: row.get(1)?,
-        last_name: row.get(2)?,
-        owner_id: row.get(3)?,
-        company_id: row.get(4)?,
-        is_active: row.get(5)?,
-        marketing_opt_in: row.get(6)?,
-    })
-}
 
 /// A pseudo-random but fixed value for row `i` (splitmix64).
 fn mix(i: i64) -> u64 {
@@ -108,92 +64,26 @@ fn database() -> Connection {
     conn
 }
 
-/// The plan-to-SQL mapping of the contact attributes, with declared types
-/// (as `examples/contacts-shared`).
-fn to_sql() -> PlanToSql {
-    let contact = Alias::new("contact");
-    let mut to_sql = PlanToSql::new(Dialect::Sqlite);
-    for column in ["owner_id", "company_id", "is_active", "marketing_opt_in"] {
-        let sql = (contact.clone(), Alias::new(column));
-        let declared = if column == "is_active" || column == "marketing_opt_in" {
-            Column::bool(sql)
-        } else {
-            Column::string(sql)
-        };
-        to_sql = to_sql.column(format!("request.resource.attr.{column}"), declared);
-    }
-    to_sql
-}
-
-/// The values sea-query bound, as rusqlite parameters.
-fn sqlite_params(values: sea_query::Values) -> Vec<SqlValue> {
-    values
-        .0
-        .into_iter()
-        .map(|value| match value {
-            sea_query::Value::Bool(Some(b)) => SqlValue::Integer(i64::from(b)),
-            sea_query::Value::BigInt(Some(i)) => SqlValue::Integer(i),
-            sea_query::Value::Int(Some(i)) => SqlValue::Integer(i64::from(i)),
-            sea_query::Value::Double(Some(f)) => SqlValue::Real(f),
-            sea_query::Value::String(Some(s)) => SqlValue::Text(*s),
-            other => panic!("unexpected bound value {other:?}"),
-        })
-        .collect()
-}
-
 /// Geri, of Marketing: reads her own contacts and the active ones that
 /// opted in to marketing (about half of the rows).
 fn principal() -> Principal {
     Principal::new("4", ["user"]).with_attr("department", "Marketing")
 }
 
-/// (a) One `PlanResources` call, one filtered SELECT.
-async fn list_by_plan(client: &Client, conn: &Connection, to_sql: &PlanToSql) -> Vec<Contact> {
+/// (a) One `PlanResources` call, one filtered SELECT (the contact
+/// examples' own listing).
+async fn list_by_plan(client: &Client, db: &Db) -> Vec<Contact> {
     let plan = client
         .plan_resources(PlanResources::new(principal(), "contact").action("read"))
         .await
         .expect("plan");
-    let filter = to_sql.filter(&plan.filter).expect("plan in SQL");
-    if !filter.may_match() {
-        return Vec::new();
-    }
-    let contact = Alias::new("contact");
-    let mut query = Query::select();
-    for column in COLUMNS {
-        query.column((contact.clone(), Alias::new(column)));
-    }
-    query
-        .from(contact.clone())
-        .order_by((contact, Alias::new("id")), sea_query::Order::Asc);
-    filter.apply(&mut query);
-    let (sql, values) = query.build(SqliteQueryBuilder);
-    let mut statement = conn.prepare_cached(&sql).expect("prepare");
-    statement
-        .query_map(
-            rusqlite::params_from_iter(sqlite_params(values)),
-            row_to_contact,
-        )
-        .expect("query")
-        .collect::<rusqlite::Result<_>>()
-        .expect("rows")
+    db.list(&plan.filter).expect("rows")
 }
 
 /// (b) Every row, all checked with one `check_resources` (chunked by the
 /// client into calls of 50, sent concurrently).
-async fn list_by_check(client: &Client, conn: &Connection) -> Vec<Contact> {
-    let rows: Vec<Contact> = {
-        let mut statement = conn
-            .prepare_cached(&format!(
-                "SELECT {} FROM contact ORDER BY id",
-                COLUMNS.join(", ")
-            ))
-            .expect("prepare");
-        statement
-            .query_map([], row_to_contact)
-            .expect("query")
-            .collect::<rusqlite::Result<_>>()
-            .expect("rows")
-    };
+async fn list_by_check(client: &Client, db: &Db) -> Vec<Contact> {
+    let rows = db.all().expect("rows");
     let mut request = CheckResources::new(principal());
     for row in &rows {
         request = request.resource(row.resource(), ["read"]);
@@ -224,11 +114,10 @@ fn listing(c: &mut Criterion) {
                 .connect(),
         )
         .expect("client connects");
-    let conn = database();
-    let to_sql = to_sql();
+    let db = Db::over(database());
 
-    let by_plan = rt.block_on(list_by_plan(&client, &conn, &to_sql));
-    let by_check = rt.block_on(list_by_check(&client, &conn));
+    let by_plan = rt.block_on(list_by_plan(&client, &db));
+    let by_check = rt.block_on(list_by_check(&client, &db));
     let ids = |rows: &[Contact]| rows.iter().map(|row| row.id).collect::<Vec<_>>();
     assert_eq!(
         ids(&by_plan),
@@ -247,10 +136,10 @@ fn listing(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(10));
     group.bench_function("plan_filter", |b| {
-        b.iter(|| rt.block_on(list_by_plan(&client, &conn, &to_sql)));
+        b.iter(|| rt.block_on(list_by_plan(&client, &db)));
     });
     group.bench_function("check_resources", |b| {
-        b.iter(|| rt.block_on(list_by_check(&client, &conn)));
+        b.iter(|| rt.block_on(list_by_check(&client, &db)));
     });
     group.finish();
 }

@@ -155,6 +155,13 @@ impl Db {
     pub fn seeded() -> rusqlite::Result<Db> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(include_str!("../../contacts.sql"))?;
+        Ok(Db::over(conn))
+    }
+
+    /// A database over `conn`, which has the contact directory's schema
+    /// (`examples/contacts.sql`) and any data (the listing benchmark fills
+    /// it with 10,000 contacts).
+    pub fn over(conn: Connection) -> Db {
         let contact = Alias::new("contact");
         let mut to_sql = PlanToSql::new(Dialect::Sqlite);
         // Declared types: a plan constant of another CEL type is decided as
@@ -169,10 +176,18 @@ impl Db {
             };
             to_sql = to_sql.column(format!("request.resource.attr.{column}"), declared);
         }
-        Ok(Db {
+        Db {
             conn: Arc::new(Mutex::new(conn)),
             to_sql,
-        })
+        }
+    }
+
+    /// Every contact, by id (what a list without a query plan would read).
+    pub fn all(&self) -> rusqlite::Result<Vec<Contact>> {
+        let conn = self.conn();
+        let mut statement = conn.prepare(&format!("SELECT {COLUMNS} FROM contact ORDER BY id"))?;
+        let rows = statement.query_map([], row_to_contact)?;
+        rows.collect()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
