@@ -310,12 +310,11 @@ async fn scenario(send: impl Send3) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn contacts_axum() {
+/// Sends requests to contacts-axum, made with `client`.
+fn axum_app(client: cerbos_tower::Client) -> impl Send3 {
     use tower::ServiceExt;
-    let client = common::contact_client();
     let app = contacts_axum::app(client, contacts_shared::Db::seeded().unwrap()).unwrap();
-    scenario(|method, path, user, body| {
+    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
         let app = app.clone();
         async move {
             let mut request = http::Request::builder().method(method).uri(path);
@@ -332,14 +331,12 @@ async fn contacts_axum() {
                 .unwrap();
             (status, String::from_utf8(bytes.to_vec()).unwrap())
         }
-    })
-    .await;
+    }
 }
 
-#[actix_web::test]
-async fn contacts_actix() {
+/// Sends requests to contacts-actix, made with `client`.
+async fn actix_app(client: cerbos_tower::Client) -> impl Send3 {
     use actix_web::{App, test};
-    let client = common::contact_client();
     let authorizer = cerbos_actix::Cerbos::builder(client)
         .build()
         .unwrap()
@@ -350,7 +347,7 @@ async fn contacts_actix() {
     )))
     .await;
     let app = std::rc::Rc::new(app);
-    scenario(|method, path, user, body| {
+    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
         let app = app.clone();
         async move {
             let mut request = test::TestRequest::default()
@@ -364,8 +361,17 @@ async fn contacts_actix() {
             let bytes = test::read_body(response).await;
             (status, String::from_utf8(bytes.to_vec()).unwrap())
         }
-    })
-    .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_axum() {
+    scenario(axum_app(common::contact_client())).await;
+}
+
+#[actix_web::test]
+async fn contacts_actix() {
+    scenario(actix_app(common::contact_client()).await).await;
 }
 
 /// A client for a PDP that is not there.
@@ -391,57 +397,10 @@ async fn unreachable_scenario(send: impl Send3) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_axum_unreachable_pdp() {
-    use tower::ServiceExt;
-    let app =
-        contacts_axum::app(unreachable_client(), contacts_shared::Db::seeded().unwrap()).unwrap();
-    unreachable_scenario(|method, path, user, body| {
-        let app = app.clone();
-        async move {
-            let mut request = http::Request::builder().method(method).uri(path);
-            if let Some(user) = user {
-                request = request.header("authorization", basic(user));
-            }
-            let response = app
-                .oneshot(request.body(axum::body::Body::from(body)).unwrap())
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    })
-    .await;
+    unreachable_scenario(axum_app(unreachable_client())).await;
 }
 
 #[actix_web::test]
 async fn contacts_actix_unreachable_pdp() {
-    use actix_web::{App, test};
-    let authorizer = cerbos_actix::Cerbos::builder(unreachable_client())
-        .build()
-        .unwrap()
-        .authorizer();
-    let app = test::init_service(App::new().configure(contacts_actix::configure(
-        authorizer,
-        contacts_shared::Db::seeded().unwrap(),
-    )))
-    .await;
-    let app = std::rc::Rc::new(app);
-    unreachable_scenario(|method, path, user, body| {
-        let app = app.clone();
-        async move {
-            let mut request = test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(&path);
-            if let Some(user) = user {
-                request = request.insert_header(("authorization", basic(user)));
-            }
-            let response = test::call_service(&*app, request.set_payload(body).to_request()).await;
-            let status = response.status().as_u16();
-            let bytes = test::read_body(response).await;
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    })
-    .await;
+    unreachable_scenario(actix_app(unreachable_client()).await).await;
 }
