@@ -22,7 +22,7 @@ use tonic::{
 
 use crate::{
     CheckResources, CheckResourcesResponse, Error, PlanResources, PlanResourcesResponse, Principal,
-    Resource, Result,
+    Resource, Result, TRACEPARENT, TRACESTATE, TraceContext,
     check::{self, Batch, Limits, ShortText},
     plan,
 };
@@ -77,6 +77,8 @@ struct CallConfig {
     /// compression sends it as an index).
     grpc_timeout: AsciiMetadataValue,
     limits: Limits,
+    /// Gives the current trace context for each call.
+    trace: Option<TraceProvider>,
 }
 
 /// The methods' paths (what tonic's generated stubs send).
@@ -203,6 +205,17 @@ pub struct ClientBuilder {
     headers: Vec<(String, String)>,
     user_agent: Option<String>,
     limits: Limits,
+    trace: Option<TraceProvider>,
+}
+
+/// A provider of the current trace context, called once per PDP call.
+#[derive(Clone)]
+struct TraceProvider(Arc<dyn Fn() -> Option<TraceContext> + Send + Sync>);
+
+impl std::fmt::Debug for TraceProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TraceProvider")
+    }
 }
 
 impl ClientBuilder {
@@ -270,6 +283,53 @@ impl ClientBuilder {
     /// playground instance as the PDP.
     pub fn playground_instance(self, id: impl Into<String>) -> Self {
         self.header(PLAYGROUND_INSTANCE, id)
+    }
+
+    /// Propagates the caller's trace to the PDP: `provider` is called once
+    /// per call, in the caller's task, and the [`TraceContext`] it gives is
+    /// sent as the W3C `traceparent` (and `tracestate`) gRPC metadata, so
+    /// the PDP's spans join the caller's trace (app → PDP in one trace).
+    /// `None` sends nothing. A call whose per-call headers already carry a
+    /// `traceparent` (the tower layer forwarding the incoming request's)
+    /// keeps its own.
+    ///
+    /// No tracing library is imposed. With `tracing-opentelemetry`, the
+    /// current span's context is:
+    ///
+    /// ```ignore
+    /// use opentelemetry::trace::TraceContextExt as _;
+    /// use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    ///
+    /// let client = Client::builder("http://127.0.0.1:3593")
+    ///     .trace_context(|| {
+    ///         let context = tracing::Span::current().context();
+    ///         let span = context.span();
+    ///         let ids = span.span_context();
+    ///         TraceContext::new(
+    ///             u128::from_be_bytes(ids.trace_id().to_bytes()),
+    ///             u64::from_be_bytes(ids.span_id().to_bytes()),
+    ///             ids.is_sampled(),
+    ///         )
+    ///     })
+    ///     .build()?;
+    /// ```
+    ///
+    /// Any other source works the same way:
+    ///
+    /// ```no_run
+    /// use cerbos_client::{Client, TraceContext};
+    /// # fn run() -> Result<(), cerbos_client::Error> {
+    /// let client = Client::builder("http://127.0.0.1:3593")
+    ///     .trace_context(|| TraceContext::new(0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, true))
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn trace_context(
+        mut self,
+        provider: impl Fn() -> Option<TraceContext> + Send + Sync + 'static,
+    ) -> Self {
+        self.trace = Some(TraceProvider(Arc::new(provider)));
+        self
     }
 
     /// Sets the user agent (prepended to tonic's).
@@ -366,6 +426,7 @@ impl ClientBuilder {
             headers,
             grpc_timeout: grpc_timeout(self.timeout),
             limits: self.limits,
+            trace: self.trace.clone(),
         };
         Ok((endpoints, config))
     }
@@ -489,6 +550,7 @@ impl Client {
                 max_resources_per_request: 50,
                 max_actions_per_resource: 50,
             },
+            trace: None,
         }
     }
 
@@ -660,19 +722,21 @@ impl Client {
     {
         let config = &*self.config;
         let deadline = Instant::now() + config.timeout;
+        let trace = config.trace_headers(headers);
+        let trace = &trace[..];
         let attempts = async {
             let mut backoff = config.retry.initial_backoff;
             let mut attempt = 0;
             loop {
                 let metadata = if attempt == 0 {
-                    config.metadata(config.grpc_timeout.clone(), headers)
+                    config.metadata(config.grpc_timeout.clone(), trace, headers)
                 } else {
                     // Later attempts tell the PDP the time that is left.
                     let remaining = deadline.saturating_duration_since(Instant::now());
                     if remaining.is_zero() {
                         return Err(Error::Timeout(config.timeout));
                     }
-                    config.metadata(grpc_timeout(remaining), headers)
+                    config.metadata(grpc_timeout(remaining), trace, headers)
                 };
                 let req = tonic::Request::from_parts(metadata, Default::default(), body.clone());
                 let err = match self.send(path, req).await {
@@ -735,13 +799,43 @@ impl Client {
 }
 
 impl CallConfig {
-    /// The metadata of one attempt: the client-wide headers, the call's
-    /// (replacing client-wide ones of the same name) and `grpc-timeout`.
-    fn metadata(&self, grpc_timeout: AsciiMetadataValue, call: &[Header]) -> MetadataMap {
+    /// The trace context headers of a call: the provider's, unless the
+    /// call's own headers carry a `traceparent`.
+    fn trace_headers(&self, call: &[Header]) -> Vec<Header> {
+        let Some(TraceProvider(provider)) = &self.trace else {
+            return Vec::new();
+        };
+        if call.iter().any(|(key, _)| key.as_str() == TRACEPARENT) {
+            return Vec::new();
+        }
+        let Some(context) = provider() else {
+            return Vec::new();
+        };
+        let mut headers = Vec::with_capacity(2);
+        // Validated when the context was made: visible ASCII.
+        if let Ok(value) = AsciiMetadataValue::try_from(context.traceparent()) {
+            headers.push((AsciiMetadataKey::from_static(TRACEPARENT), value));
+            if let Some(Ok(state)) = context.tracestate().map(AsciiMetadataValue::try_from) {
+                headers.push((AsciiMetadataKey::from_static(TRACESTATE), state));
+            }
+        }
+        headers
+    }
+
+    /// The metadata of one attempt: the client-wide headers, the trace
+    /// context's, the call's (replacing earlier ones of the same name) and
+    /// `grpc-timeout`.
+    fn metadata(
+        &self,
+        grpc_timeout: AsciiMetadataValue,
+        trace: &[Header],
+        call: &[Header],
+    ) -> MetadataMap {
         // Room for the headers tonic adds (te, content-type, user-agent…):
         // no growing on the way out.
-        let mut metadata = MetadataMap::with_capacity(self.headers.len() + call.len() + 8);
-        for (key, value) in self.headers.iter().chain(call) {
+        let mut metadata =
+            MetadataMap::with_capacity(self.headers.len() + trace.len() + call.len() + 8);
+        for (key, value) in self.headers.iter().chain(trace).chain(call) {
             metadata.insert(key.clone(), value.clone());
         }
         metadata.insert(AsciiMetadataKey::from_static("grpc-timeout"), grpc_timeout);

@@ -13,6 +13,7 @@ mod extract;
 mod model;
 #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 mod plan;
+mod trace;
 
 pub use cerbos_proto as proto;
 pub use check::{CheckResources, CheckResourcesResponse, Effect, ResourceEntry, ResourceResult};
@@ -24,6 +25,7 @@ pub use error::{Error, ErrorMessage, GrpcCode, Result};
 pub use extract::MissingAuthorization;
 pub use model::{AttrValue, AuxData, InexactNumber, Principal, Resource};
 pub use plan::{Expression, Operand, PlanFilter, PlanResources, PlanResourcesResponse};
+pub use trace::{TRACEPARENT, TRACESTATE, TraceContext};
 
 /// A new request id, unique to this process run (a random per-process
 /// prefix and a counter): what the client sends when a request names none.

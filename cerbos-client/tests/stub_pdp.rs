@@ -926,3 +926,47 @@ async fn is_allowed_is_true_only_for_an_explicit_allow() {
     let pdp = with_check(|_| Err(Status::permission_denied("no"))).await;
     assert!(pdp.client.is_allowed(alice(), doc(), "read").await.is_err());
 }
+
+#[tokio::test]
+async fn the_trace_context_provider_sends_traceparent_and_tracestate_unless_the_call_has_one() {
+    let pdp = with_check(echo(1)).await;
+    let sampled = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = sampled.clone();
+    let client = Client::builder(format!("http://{}", pdp.addr))
+        .trace_context(move || {
+            flag.load(Ordering::SeqCst).then(|| {
+                cerbos_client::TraceContext::new(
+                    0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                    0x00f0_67aa_0ba9_02b7,
+                    true,
+                )
+                .unwrap()
+                .with_tracestate("rojo=00f067aa0ba902b7")
+            })
+        })
+        .build()
+        .unwrap();
+    client.check_resources(one_check()).await.unwrap();
+    let metadata = last_metadata(&pdp);
+    assert_eq!(
+        values(&metadata, "traceparent"),
+        ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+    );
+    assert_eq!(values(&metadata, "tracestate"), ["rojo=00f067aa0ba902b7"]);
+
+    // A call that carries its own traceparent (the layer forwarding the
+    // incoming one) keeps it, and gets no tracestate from the provider.
+    let own = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    client
+        .check_resources(one_check().header("traceparent", own))
+        .await
+        .unwrap();
+    let metadata = last_metadata(&pdp);
+    assert_eq!(values(&metadata, "traceparent"), [own]);
+    assert!(metadata.get("tracestate").is_none());
+
+    // No current trace: nothing is sent.
+    sampled.store(false, Ordering::SeqCst);
+    client.check_resources(one_check()).await.unwrap();
+    assert!(last_metadata(&pdp).get("traceparent").is_none());
+}

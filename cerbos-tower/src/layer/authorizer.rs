@@ -11,6 +11,7 @@ use super::{
     RejectionKind,
     actions::{ActionSpec, RouteActions},
     config::Shared,
+    context::CallContext,
     evaluate::{
         begin_check, begin_permissions, begin_plan, bypassed, bypassed_permissions, bypassed_plan,
         decision, finish_check, finish_permissions, finish_plan, no_actions_for_method, request_id,
@@ -27,6 +28,7 @@ pub struct Subject {
     principal: Principal,
     aux_data: Option<AuxData>,
     request_id: String,
+    context: CallContext,
 }
 
 impl Subject {
@@ -90,6 +92,7 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
                 principal,
                 aux_data,
                 request_id: request_id(parts),
+                context: self.call_context(parts),
             })
         })
     }
@@ -112,6 +115,7 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
             resource,
             actions,
             request_id,
+            &subject.context,
         );
         Box::pin(async move {
             let answer = fut.await;
@@ -146,6 +150,7 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
             kind.clone(),
             actions.clone(),
             &request_id,
+            &subject.context,
         );
         Box::pin(async move {
             let response = finish_plan(pending, fut.await)?;
@@ -181,6 +186,7 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
             resources,
             actions,
             &subject.request_id,
+            &subject.context,
         );
         Box::pin(async move { finish_permissions(pending, fut.await) })
     }

@@ -6,7 +6,7 @@ use std::{fmt, sync::Arc};
 use http::StatusCode;
 
 use super::{
-    Actions, CerbosLayer, ConfigError, OnRejection, Pdp, PrincipalFromExtensions,
+    Actions, Annotations, CerbosLayer, ConfigError, OnRejection, Pdp, PrincipalFromExtensions,
     PrincipalResolver, ResourceResolver,
     config::{Route, Shared},
 };
@@ -58,6 +58,8 @@ impl<P, R> fmt::Debug for Cerbos<P, R> {
             .field("problem_json", &self.shared.problem_json)
             .field("custom_rejection", &self.shared.on_rejection.is_some())
             .field("bypass", &self.shared.bypass)
+            .field("annotations", &self.shared.annotations)
+            .field("forward_trace", &self.shared.forward_trace)
             .finish()
     }
 }
@@ -72,6 +74,8 @@ pub struct CerbosBuilder<P, R = PrincipalFromExtensions> {
     on_rejection: Option<Box<dyn OnRejection>>,
     allow_bypass: bool,
     production: Vec<(String, String)>,
+    annotations: Option<Annotations>,
+    forward_trace: bool,
 }
 
 impl<P, R> fmt::Debug for CerbosBuilder<P, R> {
@@ -81,6 +85,8 @@ impl<P, R> fmt::Debug for CerbosBuilder<P, R> {
             .field("problem_json", &self.problem_json)
             .field("allow_bypass", &self.allow_bypass)
             .field("production", &self.production)
+            .field("annotations", &self.annotations)
+            .field("forward_trace", &self.forward_trace)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +113,8 @@ impl<P: Pdp> Cerbos<P> {
                         .map(|value| ((*variable).to_owned(), (*value).to_owned()))
                 })
                 .collect(),
+            annotations: None,
+            forward_trace: false,
         }
     }
 }
@@ -122,6 +130,8 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
             on_rejection: self.on_rejection,
             allow_bypass: self.allow_bypass,
             production: self.production,
+            annotations: self.annotations,
+            forward_trace: self.forward_trace,
         }
     }
 
@@ -187,6 +197,41 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
         self
     }
 
+    /// Fills the audit annotations (`request_context.annotations`) of
+    /// every `CheckResources` and `PlanResources` call made for a request
+    /// (by the layer and by the [`Authorizer`](super::Authorizer)) from the
+    /// request: its route, method, request id and trace id, plus fixed
+    /// ones; see [`Annotations`]. The PDP's decision log (with audit
+    /// enabled) records them with each decision. Nothing of the principal
+    /// is annotated.
+    ///
+    /// ```
+    /// use cerbos_tower::{Client, layer::{Annotations, Cerbos}};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::builder("http://127.0.0.1:3593").build()?;
+    /// let cerbos = Cerbos::builder(client)
+    ///     .annotate(Annotations::new().with("app", "contacts"))
+    ///     .build()?;
+    /// // Decision log: "requestContext": {"annotations": {"route": "/contacts/{id}",
+    /// //   "method": "GET", "request_id": "…", "trace_id": "…", "app": "contacts"}}
+    /// # let _ = cerbos; Ok(()) }
+    /// ```
+    pub fn annotate(mut self, annotations: Annotations) -> Self {
+        self.annotations = Some(annotations);
+        self
+    }
+
+    /// Forwards the request's W3C trace context (a valid `traceparent`
+    /// header, and its `tracestate`) to the PDP with every call made for
+    /// it, so that the PDP's spans join the request's trace. A missing,
+    /// repeated or malformed `traceparent` is not forwarded (the client's
+    /// own [`trace_context`](crate::ClientBuilder::trace_context) provider,
+    /// if any, applies then).
+    pub fn forward_trace_context(mut self) -> Self {
+        self.forward_trace = true;
+        self
+    }
+
     /// Checks the configuration and builds the [`Cerbos`].
     pub fn build(self) -> Result<Cerbos<P, R>, ConfigError> {
         self.build_with_env(|name| std::env::var(name).ok())
@@ -226,8 +271,11 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
             }
             allowed
         };
+        let annotations = self.annotations.map(Annotations::compile).transpose()?;
         Ok(Cerbos {
             shared: Arc::new(Shared {
+                annotations,
+                forward_trace: self.forward_trace,
                 pdp: self.pdp,
                 principal: self.principal,
                 unreachable_status: self.unreachable_status,

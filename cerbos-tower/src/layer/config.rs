@@ -4,7 +4,11 @@
 use bytes::Bytes;
 use http::{Response, StatusCode, request::Parts};
 
-use super::{OnRejection, Rejection, RejectionKind, actions::RouteActions};
+use super::{
+    OnRejection, Rejection, RejectionKind,
+    actions::RouteActions,
+    context::{AnnotationRules, CallContext},
+};
 
 /// A configuration of the layer that cannot work, found at construction (a
 /// path template without the id parameter, a route without actions, a
@@ -37,9 +41,17 @@ pub(crate) struct Shared<P, R> {
     pub(crate) problem_json: bool,
     pub(crate) on_rejection: Option<Box<dyn OnRejection>>,
     pub(crate) bypass: bool,
+    pub(crate) annotations: Option<AnnotationRules>,
+    pub(crate) forward_trace: bool,
 }
 
 impl<P, R> Shared<P, R> {
+    /// What the PDP calls for the request with head `parts` carry besides
+    /// the question (annotations, trace context).
+    pub(crate) fn call_context(&self, parts: &Parts) -> CallContext {
+        CallContext::of(parts, self.annotations.as_ref(), self.forward_trace)
+    }
+
     /// The response for `rejection`: the custom handler's, or the default
     /// one, with the configured status for an unreachable PDP and the
     /// configured body format.

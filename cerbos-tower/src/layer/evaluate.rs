@@ -11,7 +11,7 @@ use tracing::field::Empty;
 
 use super::{
     BoxPlanFuture, Decision, Pdp, PermissionMap, Reason, Rejection, RejectionKind,
-    actions::ActionSpec, decision::ActionOutcome,
+    actions::ActionSpec, context::CallContext, decision::ActionOutcome,
 };
 use crate::{
     AuxData, CheckResources, CheckResourcesResponse, PlanFilter, PlanResources,
@@ -38,8 +38,9 @@ pub(crate) fn begin_check<P: Pdp>(
     resource: Resource,
     actions: Arc<[ActionSpec]>,
     request_id: String,
+    context: &CallContext,
 ) -> (P::Future, Pending) {
-    let mut check = CheckResources::new(principal).request_id(&request_id);
+    let mut check = context.apply_check(CheckResources::new(principal).request_id(&request_id));
     check.push(resource.clone(), actions.iter().map(|a| &*a.action));
     let sent_jwt = aux_data.is_some();
     if let Some(aux) = aux_data {
@@ -286,10 +287,13 @@ pub(crate) fn begin_plan<P: Pdp>(
     kind: String,
     actions: Vec<String>,
     request_id: &str,
+    context: &CallContext,
 ) -> (BoxPlanFuture, PendingPlan) {
-    let mut plan = PlanResources::new(principal, kind.clone())
-        .actions_from(actions.iter().cloned())
-        .request_id(request_id);
+    let mut plan = context.apply_plan(
+        PlanResources::new(principal, kind.clone())
+            .actions_from(actions.iter().cloned())
+            .request_id(request_id),
+    );
     let sent_jwt = aux_data.is_some();
     if let Some(aux) = aux_data {
         plan = plan.aux_data(aux);
@@ -397,8 +401,9 @@ pub(crate) fn begin_permissions<P: Pdp>(
     resources: Vec<Resource>,
     actions: Arc<[ActionSpec]>,
     request_id: &str,
+    context: &CallContext,
 ) -> (P::Future, PendingPermissions) {
-    let mut check = CheckResources::new(principal).request_id(request_id);
+    let mut check = context.apply_check(CheckResources::new(principal).request_id(request_id));
     let span = tracing::debug_span!(
         "cerbos_permissions",
         kind = resources.first().map_or("", |r| r.kind()),

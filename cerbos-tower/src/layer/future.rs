@@ -166,6 +166,7 @@ where
                             resource,
                             actions.clone(),
                             request_id,
+                            &shared.call_context(this.parts),
                         );
                         *this.check = Some(pending);
                         this.state.set(State::Check { fut });

@@ -136,6 +136,7 @@ mod body;
 mod cerbos;
 mod cerbos_layer;
 mod config;
+mod context;
 mod decision;
 mod evaluate;
 mod extract;
@@ -153,6 +154,7 @@ pub use cerbos::{
 };
 pub use cerbos_layer::CerbosLayer;
 pub use config::ConfigError;
+pub use context::Annotations;
 pub use decision::{Decision, PermissionMap, Reason};
 pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, BoxPlanFuture, Pdp};
