@@ -296,7 +296,7 @@ impl Db for Pg {
                 sea_query::Value::BigInt(Some(i)) => (Type::INT8, Box::new(i)),
                 sea_query::Value::Double(Some(f)) => (Type::FLOAT8, Box::new(f)),
                 sea_query::Value::String(Some(s)) => (Type::TEXT, Box::new(*s)),
-                other => panic!("{sql}: unexpected bound value {other:?}"),
+                other => return Err(format!("{sql}: unexpected bound value {other:?}")),
             };
             types.push(ty);
             params.push(param);
