@@ -27,10 +27,18 @@ pub enum ColumnType {
     Double,
     /// A boolean (SQLite and MySQL store 0 and 1), sent as a CEL bool.
     Bool,
-    /// A date or time. The PDP sees the string the application sends, and
-    /// SQL compares timestamps, not strings: only `== null` / `!= null` are
-    /// translated, every other comparison is refused.
+    /// A date and time (PostgreSQL `timestamptz`). The PDP sees the RFC
+    /// 3339 string the application sends: `timestamp(R.attr.x)` compared
+    /// with a timestamp is translated for PostgreSQL (microseconds are
+    /// its resolution; a constant finer than that is refused), and so are
+    /// `== null` / `!= null`; every other comparison is refused. SQLite
+    /// has no timestamp type: see [`ColumnType::UnixMicros`].
     Timestamp,
+    /// An instant stored as an integer count of microseconds since the
+    /// Unix epoch (for SQLite, which has no timestamp type), read by
+    /// `timestamp(R.attr.x)`: the application sends it as an RFC 3339
+    /// string.
+    UnixMicros,
     /// A list or a map (JSON). Only `== null` / `!= null` are translated.
     Json,
     /// A list whose items have the declared [`ElementType`]: a JSON array
@@ -56,6 +64,9 @@ pub enum ElementType {
     Number,
     /// Booleans.
     Bool,
+    /// Objects with declared fields: the rows of a
+    /// [`Relation::objects`] (see [`Column::related_objects`]).
+    Object,
 }
 
 /// A to-many relation that holds a list attribute: the list is the
@@ -68,7 +79,12 @@ pub struct Relation {
     pub(crate) table: DynIden,
     pub(crate) foreign_key: DynIden,
     pub(crate) key: ColumnRef,
-    pub(crate) element: DynIden,
+    /// The element column of a list of scalars; `None` for a list of
+    /// objects (see [`Relation::objects`]).
+    pub(crate) element: Option<DynIden>,
+    /// The fields of a list of objects: a name and its column of `table`
+    /// (or a nested relation).
+    pub(crate) fields: Vec<(String, Column)>,
 }
 
 impl Relation {
@@ -86,8 +102,50 @@ impl Relation {
             table: table.into_iden(),
             foreign_key: foreign_key.into_iden(),
             key: key.into_column_ref(),
-            element: element.into_iden(),
+            element: Some(element.into_iden()),
+            fields: Vec::new(),
         }
+    }
+
+    /// A list of objects held by a to-many relation: each row of `table`
+    /// whose `foreign_key` column equals `key` is one object, whose
+    /// fields are declared with [`field`](Relation::field). Lambdas read
+    /// them (`t.name` in `R.attr.tags.exists(t, t.name == "x")`). `key` is
+    /// a column of the filtered row (`(table, column)`) or, for a relation
+    /// nested in another one's field, a bare column name of the outer
+    /// relation's table.
+    ///
+    /// ```
+    /// use cerbos_sql::{Column, NullAs, Relation};
+    /// use sea_query::Alias;
+    ///
+    /// let tags = Relation::objects(Alias::new("tag"), Alias::new("document_id"), (Alias::new("document"), Alias::new("id")))
+    ///     .field("id", Column::string(Alias::new("tag_id")))
+    ///     .field("name", Column::string(Alias::new("name")).null_as(NullAs::Omitted));
+    /// let column = Column::related_objects(tags);
+    /// ```
+    pub fn objects(
+        table: impl IntoIden,
+        foreign_key: impl IntoIden,
+        key: impl IntoColumnRef,
+    ) -> Self {
+        Relation {
+            table: table.into_iden(),
+            foreign_key: foreign_key.into_iden(),
+            key: key.into_column_ref(),
+            element: None,
+            fields: Vec::new(),
+        }
+    }
+
+    /// Declares the field `name` of the objects as `column`, a column of
+    /// the relation's table named without its table (it is read under
+    /// an alias), with its type and [`NullAs`] (a missing field is
+    /// [`NullAs::Omitted`]); or a nested [`Column::related_objects`] /
+    /// [`Column::related_list`] whose key is a bare column of this table.
+    pub fn field(mut self, name: impl Into<String>, column: Column) -> Self {
+        self.fields.push((name.into(), column));
+        self
     }
 }
 
@@ -182,6 +240,13 @@ impl Column {
         Column::new(column, ColumnType::Timestamp)
     }
 
+    /// An instant stored as integer microseconds since the Unix epoch,
+    /// which `timestamp(R.attr.x)` reads (the application sends it as an
+    /// RFC 3339 string); see [`ColumnType::UnixMicros`].
+    pub fn unix_micros(column: impl IntoColumnRef) -> Self {
+        Column::new(column, ColumnType::UnixMicros)
+    }
+
     /// A [`ColumnType::Json`] column.
     pub fn json(column: impl IntoColumnRef) -> Self {
         Column::new(column, ColumnType::Json)
@@ -225,6 +290,15 @@ impl Column {
             relation: Some(Arc::new(relation)),
             role: Role::Row,
         }
+    }
+
+    /// A list of objects held by a to-many relation
+    /// ([`Relation::objects`]): `exists`, `all`, `exists_one`,
+    /// `size(filter(..))`, `size`, and `hasIntersection(list.map(t,
+    /// t.field), [constants])`, with lambdas that read the declared
+    /// fields.
+    pub fn related_objects(relation: Relation) -> Self {
+        Column::related_list(ElementType::Object, relation)
     }
 
     /// A column without a declared type: each comparison takes the type of

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 mod column;
 mod list;
+mod value;
 
 use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
 use column::Role;
@@ -56,21 +57,63 @@ pub enum Error {
     },
 }
 
-/// A join the filter needs: `LEFT JOIN table ON on` (left, so that a missing
-/// related row never drops rows the rest of the condition allows; its
-/// columns are NULL there, read as their [`NullAs`] says).
+/// A join the filter needs: `LEFT JOIN table ON left = right`, a to-one
+/// relation (at most one joined row per filtered row, as the caller
+/// declares: a to-many table joined here would repeat rows). Left, so
+/// that a missing related row never drops rows; a condition on the
+/// columns of a missing row is unknown (an error in CEL, where the
+/// application sends no such attribute), also under `!`, whatever the
+/// columns' [`NullAs`]. A join through another one is declared with
+/// [`Join::after`].
 #[derive(Clone, Debug)]
 pub struct Join {
     table: DynIden,
     on: (ColumnRef, ColumnRef),
+    /// The joins this one reads from, in order.
+    after: Vec<Join>,
 }
 
 impl Join {
-    /// `LEFT JOIN table ON left = right`.
+    /// `LEFT JOIN table ON left = right`; one of `left` and `right` is a
+    /// column of `table` (`(table, column)`): the joined row exists where
+    /// it is not NULL.
     pub fn new(table: impl IntoIden, left: impl IntoColumnRef, right: impl IntoColumnRef) -> Self {
         Join {
             table: table.into_iden(),
             on: (left.into_column_ref(), right.into_column_ref()),
+            after: Vec::new(),
+        }
+    }
+
+    /// This join reads a column of `earlier`'s table (a chain of to-one
+    /// relations, `R.attr.parent.inner.x`): `earlier` is joined first, and
+    /// a missing link anywhere in the chain makes conditions on it
+    /// unknown.
+    pub fn after(mut self, earlier: Join) -> Self {
+        let mut chain = earlier.after.clone();
+        chain.push(Join {
+            after: Vec::new(),
+            ..earlier
+        });
+        chain.extend(self.after);
+        self.after = chain;
+        self
+    }
+
+    /// The column of the joined table in the `ON` condition: not NULL
+    /// where the joined row exists.
+    fn presence(&self) -> ColumnRef {
+        let table = self.table.to_string();
+        let of_table = |c: &ColumnRef| match c {
+            ColumnRef::TableColumn(t, _) | ColumnRef::SchemaTableColumn(_, t, _) => {
+                t.to_string() == table
+            }
+            _ => false,
+        };
+        if of_table(&self.on.0) {
+            self.on.0.clone()
+        } else {
+            self.on.1.clone()
         }
     }
 }
@@ -79,7 +122,8 @@ impl Join {
 struct Mapped {
     variable: String,
     column: Column,
-    join: Option<usize>,
+    /// The joins the column needs, in order.
+    join: Vec<usize>,
 }
 
 /// Maps plan variables (`request.resource.attr.owner_id`) to declared
@@ -133,6 +177,9 @@ pub struct PlanToSql {
     joins: Arc<Vec<Join>>,
     /// Translating a lambda's body: list operations are refused there.
     in_lambda: bool,
+    /// How many lambdas the translation is inside: the aliases of a
+    /// nested subquery carry it, so that they never shadow an outer one.
+    depth: usize,
 }
 
 /// The filter for a plan: what to add to a query.
@@ -187,6 +234,7 @@ impl PlanToSql {
             columns: Arc::default(),
             joins: Arc::default(),
             in_lambda: false,
+            depth: 0,
         }
     }
 
@@ -198,7 +246,7 @@ impl PlanToSql {
         Arc::make_mut(&mut self.columns).push(Mapped {
             variable: variable.into(),
             column: column.into_column(),
-            join: None,
+            join: Vec::new(),
         });
         self
     }
@@ -212,20 +260,28 @@ impl PlanToSql {
         join: Join,
     ) -> Self {
         let joins = Arc::make_mut(&mut self.joins);
-        let index = match joins
-            .iter()
-            .position(|j| j.table.to_string() == join.table.to_string())
-        {
-            Some(index) => index,
-            None => {
-                joins.push(join);
-                joins.len() - 1
-            }
-        };
+        let mut indices = Vec::new();
+        let chain = join.after.iter().cloned().chain([Join {
+            after: Vec::new(),
+            ..join
+        }]);
+        for join in chain {
+            let index = match joins
+                .iter()
+                .position(|j| j.table.to_string() == join.table.to_string())
+            {
+                Some(index) => index,
+                None => {
+                    joins.push(join);
+                    joins.len() - 1
+                }
+            };
+            indices.push(index);
+        }
         Arc::make_mut(&mut self.columns).push(Mapped {
             variable: variable.into(),
             column: column.into_column(),
-            join: Some(index),
+            join: indices,
         });
         self
     }
@@ -263,7 +319,7 @@ impl PlanToSql {
             .iter()
             .find(|m| m.variable == variable)
             .ok_or_else(|| Error::UnmappedVariable(variable.to_owned()))?;
-        used.extend(mapped.join);
+        used.extend(mapped.join.iter().copied());
         Ok(&mapped.column)
     }
 
@@ -295,6 +351,30 @@ impl PlanToSql {
     }
 
     fn expression(&self, e: &Expression, used: &mut Vec<usize>) -> Result<Condition, Error> {
+        if matches!(e.operator.as_str(), "and" | "or" | "not" | "if") {
+            return self.operation(e, used);
+        }
+        // A leaf: unknown where a to-one row it reads is missing (CEL
+        // has no such attribute), also under `!` and in a list operation.
+        let before = used.len();
+        let cond = self.operation(e, used)?;
+        let mut joins = used[before..].to_vec();
+        joins.sort_unstable();
+        joins.dedup();
+        let Some(present) = joins
+            .iter()
+            .map(|&i| Expr::col(self.joins[i].presence()).is_not_null())
+            .reduce(|a, b| a.and(b))
+        else {
+            return Ok(cond);
+        };
+        let guarded: SimpleExpr = Expr::case(present, SimpleExpr::from(cond))
+            .finally(Expr::cust(UNKNOWN))
+            .into();
+        Ok(Cond::all().add(guarded))
+    }
+
+    fn operation(&self, e: &Expression, used: &mut Vec<usize>) -> Result<Condition, Error> {
         let operator = e.operator.as_str();
         let bad = |detail: &str| Error::UnsupportedOperands {
             operator: operator.to_owned(),
@@ -372,6 +452,28 @@ impl PlanToSql {
             // hasIntersection(list, [constants]), either way round: some
             // item is in the constants.
             "hasIntersection" => {
+                // hasIntersection(list.map(v, body), [constants]).
+                if let [
+                    Operand::Expression(map),
+                    items @ Operand::Value(AttrValue::List(_)),
+                ]
+                | [
+                    items @ Operand::Value(AttrValue::List(_)),
+                    Operand::Expression(map),
+                ] = e.operands.as_slice()
+                    && map.operator == "map"
+                    && let [list, Operand::Expression(l)] = map.operands.as_slice()
+                    && l.operator == "lambda"
+                    && let [body, var @ Operand::Variable(_)] = l.operands.as_slice()
+                {
+                    let lambda = Operand::Expression(Expression {
+                        operator: "lambda".into(),
+                        operands: vec![op2("in", body.clone(), items.clone()), var.clone()],
+                    });
+                    return self
+                        .fold(Fold::Strict, list, &lambda, used)
+                        .map(|x| Cond::all().add(x));
+                }
                 let (list, items) = match e.operands.as_slice() {
                     [
                         list @ Operand::Variable(_),
@@ -399,6 +501,32 @@ impl PlanToSql {
                 let [list, lambda] = e.operands.as_slice() else {
                     return Err(bad("takes a list and a lambda"));
                 };
+                // Over a list of constants (a principal's attribute): the
+                // body for each item, joined by OR (exists) or AND (all),
+                // which fold errors as CEL does.
+                if let (Operand::Value(AttrValue::List(items)), Operand::Expression(l)) =
+                    (list, lambda)
+                    && l.operator == "lambda"
+                    && let [body, Operand::Variable(var)] = l.operands.as_slice()
+                    && operator != "exists_one"
+                {
+                    let mut cond = if operator == "exists" {
+                        Cond::any()
+                    } else {
+                        Cond::all()
+                    };
+                    if items.is_empty() {
+                        return Ok(Cond::all().add(Expr::cust(if operator == "exists" {
+                            FALSE
+                        } else {
+                            TRUE
+                        })));
+                    }
+                    for item in items {
+                        cond = cond.add(self.condition(&substitute(body, var, item), used)?);
+                    }
+                    return Ok(cond);
+                }
                 let fold = match operator {
                     "exists" => Fold::Exists,
                     "all" => Fold::All,
@@ -430,13 +558,37 @@ impl PlanToSql {
                 self.membership(name, column, items)
                     .map(|x| Cond::all().add(x))
             }
+            // `c ? a : b` with conditions: an error in `c` is an error.
+            "if" => {
+                let [c, a, b] = e.operands.as_slice() else {
+                    return Err(bad("`if` takes three operands"));
+                };
+                let c = SimpleExpr::from(self.condition(c, used)?);
+                let (a, b) = (self.condition(a, used)?, self.condition(b, used)?);
+                let case =
+                    Expr::case(c.clone(), SimpleExpr::from(a)).case(c.not(), SimpleExpr::from(b));
+                let case: SimpleExpr = case.into();
+                Ok(Cond::all().add(case))
+            }
+            "ancestorOf" | "descendentOf" | "overlaps" => {
+                let [a, b] = e.operands.as_slice() else {
+                    return Err(bad("takes two hierarchies"));
+                };
+                self.hierarchy(operator, a, b, used)
+                    .map(|x| Cond::all().add(x))
+            }
             "startsWith" | "endsWith" | "contains" => {
                 let [
                     Operand::Variable(name),
                     Operand::Value(AttrValue::String(needle)),
                 ] = e.operands.as_slice()
                 else {
-                    return Err(bad("only `column.fn(\"constant\")` is supported"));
+                    let [receiver, needle] = e.operands.as_slice() else {
+                        return Err(bad("takes a receiver and a needle"));
+                    };
+                    return self
+                        .general_string_function(operator, receiver, needle, used)
+                        .map(|x| Cond::all().add(x));
                 };
                 let column = self.column_of(name, used)?;
                 if !matches!(column.ty, None | Some(ColumnType::String)) {
@@ -469,7 +621,11 @@ impl PlanToSql {
         };
         // The plan keeps the policy's operand order: `1 < x` arrives as
         // `lt(1, x)` and is mirrored into `x > 1`.
-        let is_size = |o: &Operand| matches!(o, Operand::Expression(e) if e.operator == "size");
+        // size() of a list (a string's size is a computed value).
+        let is_size = |o: &Operand| {
+            matches!(o, Operand::Expression(e) if e.operator == "size"
+                && !matches!(e.operands.as_slice(), [Operand::Variable(v)] if !self.is_list(v)))
+        };
         if let Some((Operand::Expression(size), other, operator)) = match (left, right) {
             (l, r) if is_size(l) => Some((l, r, operator)),
             (l, r) if is_size(r) => Some((r, l, mirror(operator))),
@@ -482,13 +638,12 @@ impl PlanToSql {
             return self.size_comparison(operator, size, other);
         }
         let (name, other, operator) = match (left, right) {
-            (Operand::Variable(name), other) => (name, other, operator),
-            (other @ Operand::Value(_), Operand::Variable(name)) => (name, other, mirror(operator)),
-            _ => {
-                return Err(bad(format!(
-                    "{left} and {right} are not a column and a value"
-                )));
+            (Operand::Variable(name), other @ (Operand::Value(_) | Operand::Variable(_))) => {
+                (name, other, operator)
             }
+            (other @ Operand::Value(_), Operand::Variable(name)) => (name, other, mirror(operator)),
+            // Computed values (arithmetic, `if`, casts, timestamps...).
+            _ => return self.value_comparison(operator, left, right, used),
         };
         let column = self.column_of(name, used)?;
         if column.relation.is_some() {
@@ -538,7 +693,26 @@ impl PlanToSql {
         match other {
             Operand::Variable(other_name) => {
                 let right = self.column_of(other_name, used)?;
-                if equality && (column.role == Role::Element || right.role == Role::Element) {
+                if equality
+                    && column.role == Role::Row
+                    && right.role == Role::Row
+                    && column.null_as != right.null_as
+                {
+                    // A NULL is a null value on one side and a missing
+                    // attribute on the other: refused, as every adapter
+                    // of the conformance corpus refuses it.
+                    return Err(bad(format!(
+                        "{name} and {other_name} are compared under mixed null conventions \
+                         (declare both NullAs::ExplicitNull or both NullAs::Omitted)"
+                    )));
+                }
+                if equality
+                    && (column.role == Role::Element
+                        || right.role == Role::Element
+                        || (column.null_as == NullAs::ExplicitNull
+                            && column.ty.and_then(kind_of).is_some()
+                            && right.ty.and_then(kind_of).is_some()))
+                {
                     return self.item_equality(operator, column, right).ok_or_else(|| {
                         bad(format!(
                             "{name} and {other_name} are not columns of comparable types"
@@ -655,13 +829,13 @@ impl PlanToSql {
         let ne = operator == "ne";
         let konst = |v: bool| Expr::cust(if v { TRUE } else { FALSE });
         let both_present = if ka == kb {
-            let mut expr = self.lhs(&a.column, Some(ka)).binary(
+            let mut expr = self.side(a, Some(ka)).binary(
                 if ne {
                     BinOper::NotEqual
                 } else {
                     BinOper::Equal
                 },
-                self.lhs(&b.column, Some(ka)),
+                self.side(b, Some(ka)),
             );
             if self.dialect == Dialect::Postgres && !ne {
                 for c in [a, b] {
@@ -928,6 +1102,30 @@ fn item_var() -> Operand {
     Operand::Variable(ITEM_VAR.to_owned())
 }
 
+/// `operand` with the variable `var` replaced by `value`.
+fn substitute(operand: &Operand, var: &str, value: &AttrValue) -> Operand {
+    match operand {
+        Operand::Variable(v) if v == var => Operand::Value(value.clone()),
+        Operand::Expression(e) => {
+            // A nested lambda that binds `var` again shadows it.
+            if e.operator == "lambda"
+                && matches!(e.operands.last(), Some(Operand::Variable(v)) if v == var)
+            {
+                return operand.clone();
+            }
+            Operand::Expression(Expression {
+                operator: e.operator.clone(),
+                operands: e
+                    .operands
+                    .iter()
+                    .map(|o| substitute(o, var, value))
+                    .collect(),
+            })
+        }
+        other => other.clone(),
+    }
+}
+
 fn op2(operator: &str, left: Operand, right: Operand) -> Operand {
     Operand::Expression(Expression {
         operator: operator.to_owned(),
@@ -960,7 +1158,9 @@ fn kind_of(ty: ColumnType) -> Option<Kind> {
         ColumnType::String => Some(Kind::String),
         ColumnType::Integer | ColumnType::Double => Some(Kind::Number),
         ColumnType::Bool => Some(Kind::Bool),
-        ColumnType::Timestamp | ColumnType::Json | ColumnType::List(_) => None,
+        ColumnType::Timestamp | ColumnType::UnixMicros | ColumnType::Json | ColumnType::List(_) => {
+            None
+        }
     }
 }
 

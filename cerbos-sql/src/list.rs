@@ -42,6 +42,69 @@ pub(crate) enum Fold {
     ExistsOne,
     /// `size(filter(...))`: the count of true items.
     Count,
+    /// `hasIntersection(list.map(...), ...)`: true if some item is, but an
+    /// error if any item is one.
+    Strict,
+}
+
+impl PlanToSql {
+    /// The alias `base` at this lambda depth.
+    fn alias(&self, base: &str) -> String {
+        if self.depth == 0 {
+            base.to_owned()
+        } else {
+            format!("{base}{}", self.depth)
+        }
+    }
+}
+
+/// The per-item results (`"x"`: 1, 0, or NULL for an error) folded as
+/// CEL folds them.
+fn aggregate(fold: Fold) -> &'static str {
+    match fold {
+        Fold::Exists => {
+            "CASE WHEN MAX(\"x\") = 1 THEN 1 WHEN COUNT(*) > COUNT(\"x\") THEN NULL ELSE 0 END"
+        }
+        Fold::All => {
+            "CASE WHEN MIN(\"x\") = 0 THEN 0 WHEN COUNT(*) > COUNT(\"x\") THEN NULL ELSE 1 END"
+        }
+        Fold::ExistsOne => {
+            "CASE WHEN COUNT(*) > COUNT(\"x\") THEN NULL WHEN SUM(\"x\") = 1 THEN 1 ELSE 0 END"
+        }
+        Fold::Count => {
+            "CASE WHEN COUNT(*) > COUNT(\"x\") THEN NULL ELSE COALESCE(SUM(\"x\"), 0) END"
+        }
+        // `map` then a test of the mapped list: an error for any item is
+        // an error of the whole list.
+        Fold::Strict => {
+            "CASE WHEN COUNT(*) > COUNT(\"x\") THEN NULL WHEN MAX(\"x\") = 1 THEN 1 ELSE 0 END"
+        }
+    }
+}
+
+/// Reads `column` (a field of a relation's row, named without its table)
+/// from the row aliased `row`; a nested relation's key likewise.
+fn rebase(column: &mut Column, row: &Alias) {
+    let bare = |c: &ColumnRef| match c {
+        ColumnRef::Column(name) => Some(name.clone()),
+        ColumnRef::TableColumn(_, name) | ColumnRef::SchemaTableColumn(_, _, name) => {
+            Some(name.clone())
+        }
+        _ => None,
+    };
+    match &mut column.relation {
+        Some(relation) => {
+            if let Some(name) = bare(&relation.key) {
+                Arc::make_mut(relation).key = (row.clone(), name).into_column_ref();
+            }
+            column.column = Arc::make_mut(relation).key.clone();
+        }
+        None => {
+            if let Some(name) = bare(&column.column) {
+                column.column = (row.clone(), name).into_column_ref();
+            }
+        }
+    }
 }
 
 /// A custom SQL text with `?` for each of `exprs`, in order.
@@ -81,11 +144,12 @@ fn kind_letter(kind: Kind) -> &'static str {
     }
 }
 
+/// The kind of a list's scalar items (objects have none).
 fn element_kind(element: ElementType) -> Kind {
     match element {
         ElementType::String => Kind::String,
         ElementType::Number => Kind::Number,
-        ElementType::Bool => Kind::Bool,
+        ElementType::Bool | ElementType::Object => Kind::Bool,
     }
 }
 
@@ -121,11 +185,6 @@ impl PlanToSql {
                     .into(),
             });
         }
-        if self.in_lambda {
-            return Err(bad(format!(
-                "{name} inside a lambda: nested list operations are not supported"
-            )));
-        }
         let column = self.column_of(name, used)?;
         if let Some(relation) = &column.relation
             && !matches!(
@@ -160,6 +219,7 @@ impl PlanToSql {
             Fold::All => "all",
             Fold::ExistsOne => "exists_one",
             Fold::Count => "filter",
+            Fold::Strict => "map",
         };
         let bad = |detail: &str| Error::UnsupportedOperands {
             operator: operator.to_owned(),
@@ -179,6 +239,9 @@ impl PlanToSql {
         if lambda_op != "lambda" {
             return Err(bad("the second operand is not a lambda"));
         }
+        if element == ElementType::Object {
+            return self.object_fold(fold, &column, body, var, used);
+        }
         let declared = element_kind(element);
         // The item's kinds that can occur: a relation's column holds the
         // declared type (or NULL); a JSON array anything.
@@ -188,7 +251,8 @@ impl PlanToSql {
             &[Kind::String, Kind::Number, Kind::Bool]
         };
         let item = |kind: Kind| Column {
-            column: (Alias::new(ITEMS), Alias::new(kind_letter(kind))).into_column_ref(),
+            column: (Alias::new(self.alias(ITEMS)), Alias::new(kind_letter(kind)))
+                .into_column_ref(),
             ty: Some(column_type_of(kind)),
             null_as: NullAs::ExplicitNull,
             relation: None,
@@ -214,7 +278,7 @@ impl PlanToSql {
         if column.relation.is_none() {
             let opaque = Column {
                 // `t` is never NULL: constants decide.
-                column: (Alias::new(ITEMS), Alias::new("t")).into_column_ref(),
+                column: (Alias::new(self.alias(ITEMS)), Alias::new("t")).into_column_ref(),
                 ty: Some(ColumnType::Json),
                 null_as: NullAs::ExplicitNull,
                 relation: None,
@@ -227,22 +291,9 @@ impl PlanToSql {
         sql.push("CASE WHEN ");
         self.is_array(&mut sql, &column);
         sql.push(" THEN (SELECT ");
-        sql.push(match fold {
-            Fold::Exists => {
-                "CASE WHEN MAX(\"x\") = 1 THEN 1 WHEN COUNT(*) > COUNT(\"x\") THEN NULL ELSE 0 END"
-            }
-            Fold::All => {
-                "CASE WHEN MIN(\"x\") = 0 THEN 0 WHEN COUNT(*) > COUNT(\"x\") THEN NULL ELSE 1 END"
-            }
-            Fold::ExistsOne => {
-                "CASE WHEN COUNT(*) > COUNT(\"x\") THEN NULL WHEN SUM(\"x\") = 1 THEN 1 ELSE 0 END"
-            }
-            Fold::Count => {
-                "CASE WHEN COUNT(*) > COUNT(\"x\") THEN NULL ELSE COALESCE(SUM(\"x\"), 0) END"
-            }
-        });
+        sql.push(aggregate(fold));
         sql.push(" FROM (SELECT CASE ");
-        sql.push(&quoted(ITEMS));
+        sql.push(&quoted(&self.alias(ITEMS)));
         sql.push(".\"t\"");
         for (letter, branch) in branches {
             sql.push(" WHEN '").push(letter).push("' THEN ");
@@ -260,9 +311,70 @@ impl PlanToSql {
         }
         sql.push(" END AS \"x\" FROM ");
         self.items(&mut sql, &column, declared);
-        sql.push(") AS ").push(&quoted(FOLDED)).push(") END");
+        sql.push(") AS ")
+            .push(&quoted(&self.alias(FOLDED)))
+            .push(") END");
         sql.text.insert(0, '(');
         sql.push(")");
+        let folded = self.cust(&sql.text, sql.exprs);
+        Ok(match fold {
+            Fold::Count => folded,
+            _ => folded.eq(1),
+        })
+    }
+
+    /// `fold` over a list of objects (a [`Relation::objects`]): the body
+    /// reads the declared fields of each related row.
+    fn object_fold(
+        &self,
+        fold: Fold,
+        column: &Column,
+        body: &Operand,
+        var: &str,
+        used: &mut Vec<usize>,
+    ) -> Result<SimpleExpr, Error> {
+        let Some(relation) = &column.relation else {
+            return Err(Error::UnsupportedOperands {
+                operator: "fold".into(),
+                detail: "a list of objects is held by a relation".into(),
+            });
+        };
+        let mut inner = self.clone();
+        inner.in_lambda = true;
+        inner.depth += 1;
+        let row = Alias::new(inner.alias(RELATED));
+        let fields = Arc::make_mut(&mut inner.columns);
+        for (name, field) in relation.fields.iter().rev() {
+            let mut field = field.clone();
+            rebase(&mut field, &row);
+            // First, so that they shadow mapped variables of the same name.
+            fields.insert(
+                0,
+                Mapped {
+                    variable: format!("{var}.{name}"),
+                    column: field,
+                    join: Vec::new(),
+                },
+            );
+        }
+        let cond = inner.condition(body, used)?;
+        let mut sql = Sql::default();
+        sql.push("(SELECT ")
+            .push(aggregate(fold))
+            .push(" FROM (SELECT ");
+        sql.push("CASE CAST((")
+            .expr(cond)
+            .push(") AS boolean) WHEN TRUE THEN 1 WHEN FALSE THEN 0 END AS \"x\" FROM ")
+            .push(&quoted(&relation.table.to_string()))
+            .push(" AS ")
+            .push(&quoted(&inner.alias(RELATED)))
+            .push(" WHERE ")
+            .col(&(row.clone(), relation.foreign_key.clone()).into_column_ref())
+            .push(" = ")
+            .col(&relation.key)
+            .push(") AS ")
+            .push(&quoted(&inner.alias(FOLDED)))
+            .push(")");
         let folded = self.cust(&sql.text, sql.exprs);
         Ok(match fold {
             Fold::Count => folded,
@@ -280,13 +392,14 @@ impl PlanToSql {
     ) -> Result<Condition, Error> {
         let mut inner = self.clone();
         inner.in_lambda = true;
+        inner.depth += 1;
         // First, so that it shadows a mapped variable of the same name.
         Arc::make_mut(&mut inner.columns).insert(
             0,
             Mapped {
                 variable: var.to_owned(),
                 column: item,
-                join: None,
+                join: Vec::new(),
             },
         );
         inner.condition(body, used)
@@ -324,9 +437,34 @@ impl PlanToSql {
                 };
                 // The related table under its own alias: never confused
                 // with a table of the filtered query.
-                let element = (Alias::new(RELATED), relation.element.clone()).into_column_ref();
-                let foreign_key =
-                    (Alias::new(RELATED), relation.foreign_key.clone()).into_column_ref();
+                let related = Alias::new(self.alias(RELATED));
+                let Some(element) = relation.element.clone() else {
+                    // A list of objects: one opaque item per row.
+                    let foreign_key = (
+                        Alias::new(self.alias(RELATED)),
+                        relation.foreign_key.clone(),
+                    )
+                        .into_column_ref();
+                    sql.push("(SELECT ")
+                        .push(typed_null(Kind::String))
+                        .push(" AS \"s\", ")
+                        .push(typed_null(Kind::Number))
+                        .push(" AS \"n\", ")
+                        .push(typed_null(Kind::Bool))
+                        .push(" AS \"b\", 'o' AS \"t\" FROM ")
+                        .push(&quoted(&relation.table.to_string()))
+                        .push(" AS ")
+                        .push(&quoted(&self.alias(RELATED)))
+                        .push(" WHERE ")
+                        .col(&foreign_key)
+                        .push(" = ")
+                        .col(&relation.key)
+                        .push(") AS ")
+                        .push(&quoted(&self.alias(ITEMS)));
+                    return;
+                };
+                let element = (related.clone(), element).into_column_ref();
+                let foreign_key = (related, relation.foreign_key.clone()).into_column_ref();
                 sql.push("(SELECT ");
                 for kind in [Kind::String, Kind::Number, Kind::Bool] {
                     if kind == declared {
@@ -353,7 +491,7 @@ impl PlanToSql {
                     .push("' END AS \"t\" FROM ")
                     .push(&quoted(&relation.table.to_string()))
                     .push(" AS ")
-                    .push(&quoted(RELATED))
+                    .push(&quoted(&self.alias(RELATED)))
                     .push(" WHERE ")
                     .col(&foreign_key)
                     .push(" = ")
@@ -385,7 +523,7 @@ impl PlanToSql {
                 .push("))");
             }
         }
-        sql.push(" AS ").push(&quoted(ITEMS));
+        sql.push(" AS ").push(&quoted(&self.alias(ITEMS)));
     }
 
     /// `size(list)`: the number of items, NULL when the list is NULL or
