@@ -7,7 +7,7 @@
 //! ```text
 //! git clone https://github.com/cerbos/query-plan-adapters
 //! cargo run -p cerbos-integration-tests --example conformance -- \
-//!     query-plan-adapters/conformance [--json report.json]
+//!     query-plan-adapters/conformance [--json report.json] [--compare earlier.json]
 //! ```
 //!
 //! What it does (the corpus's `README.md` explains the recipe):
@@ -27,8 +27,10 @@
 //!    the ids, then classified per database as exact, refused (translation
 //!    error), over-grant (ids the PDP denies), under-grant (ids the PDP allows
 //!    missing) or db-error (the database rejected the SQL);
-//! 4. prints a table and the totals, and with `--json <path>` writes the
-//!    same report as JSON, to compare runs.
+//! 4. prints a table, the totals and the refusals by reason; with
+//!    `--json <path>` writes the same report as JSON, and with
+//!    `--compare <earlier.json>` prints the outcomes that changed since an
+//!    earlier report.
 //!
 //! The exit code is 1 if any action over-grants (other than the known
 //! `p-has` planner divergence) or if an action that must be refused
@@ -912,15 +914,19 @@ fn plan_text(plan: &PlanFilter) -> String {
 struct Args {
     corpus: PathBuf,
     json: Option<PathBuf>,
+    compare: Option<PathBuf>,
 }
 
 fn args() -> Result<Args> {
     let mut corpus = None;
     let mut json = None;
+    let mut compare = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--json" {
             json = Some(PathBuf::from(args.next().ok_or("--json needs a path")?));
+        } else if arg == "--compare" {
+            compare = Some(PathBuf::from(args.next().ok_or("--compare needs a path")?));
         } else if corpus.is_none() && !arg.starts_with("--") {
             corpus = Some(PathBuf::from(arg));
         } else {
@@ -928,9 +934,11 @@ fn args() -> Result<Args> {
         }
     }
     Ok(Args {
-        corpus: corpus
-            .ok_or("usage: conformance <query-plan-adapters/conformance dir> [--json <path>]")?,
+        corpus: corpus.ok_or(
+            "usage: conformance <query-plan-adapters/conformance dir> [--json <path>] [--compare <earlier.json>]",
+        )?,
         json,
+        compare,
     })
 }
 
@@ -1052,6 +1060,9 @@ async fn run() -> Result<bool> {
     }
 
     let ok = report(&corpus, &measured, args.json.as_deref())?;
+    if let Some(earlier) = &args.compare {
+        compare(&read_json(earlier)?, &measured);
+    }
     drop(pdp);
     Ok(ok)
 }
@@ -1160,6 +1171,27 @@ fn report(corpus: &Corpus, measured: &[Measured], json_path: Option<&Path>) -> R
         );
     }
 
+    // Why conformance actions are refused, most frequent first (the error
+    // up to its first `:`, which names the variable or the operator).
+    let mut reasons: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for m in &conformance {
+        for outcome in [&m.sqlite, &m.postgres] {
+            if let Outcome::Refused(e) = outcome {
+                let reason = e.split(':').next().unwrap_or(e).to_owned();
+                let actions = reasons.entry(reason).or_default();
+                if actions.last() != Some(&m.action.as_str()) {
+                    actions.push(&m.action);
+                }
+            }
+        }
+    }
+    let mut reasons: Vec<_> = reasons.into_iter().collect();
+    reasons.sort_by_key(|(_, actions)| std::cmp::Reverse(actions.len()));
+    println!("  refusals by reason (conformance actions, either database):");
+    for (reason, actions) in &reasons {
+        println!("    {:3} {reason}", actions.len());
+    }
+
     // The known divergence: the planner folds p-has to ALWAYS_ALLOWED.
     let mut divergences = Vec::new();
     for m in measured
@@ -1231,4 +1263,32 @@ fn report(corpus: &Corpus, measured: &[Measured], json_path: Option<&Path>) -> R
         println!("  JSON report: {}", path.display());
     }
     Ok(ok)
+}
+
+/// Prints the outcomes that changed since an earlier `--json` report.
+fn compare(earlier: &Json, measured: &[Measured]) {
+    let mut before: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for action in earlier["actions"].as_array().into_iter().flatten() {
+        let name = action["action"].as_str().unwrap_or_default();
+        for db in ["sqlite", "postgres"] {
+            if let Some(outcome) = action[db]["outcome"].as_str() {
+                before.insert((name, db), outcome);
+            }
+        }
+    }
+    println!("\nchanged since the earlier report:");
+    let mut changed = 0;
+    for m in measured {
+        for (db, outcome) in [("sqlite", &m.sqlite), ("postgres", &m.postgres)] {
+            let was = before
+                .get(&(m.action.as_str(), db))
+                .copied()
+                .unwrap_or("absent");
+            if was != outcome.label() {
+                changed += 1;
+                println!("  {} [{db}] {was} -> {}", m.action, outcome.label());
+            }
+        }
+    }
+    println!("  {changed} outcomes changed");
 }
