@@ -1,5 +1,7 @@
 //! The Cerbos gRPC client.
 
+#[cfg(feature = "admin")]
+mod admin_calls;
 mod codec;
 
 use std::{sync::Arc, time::Duration};

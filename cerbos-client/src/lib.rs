@@ -3,6 +3,8 @@
 
 // The wire side of checks and plans (chunking, reassembly, decoding) is
 // used by the gRPC client only, but compiled and unit-tested without it too.
+#[cfg(feature = "admin")]
+pub mod admin;
 #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 #[macro_use]
 mod check;

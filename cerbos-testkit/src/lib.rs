@@ -28,6 +28,25 @@
 //! ```
 //!
 //! The PDP's telemetry is always disabled.
+//!
+//! For the Admin API, [`PdpBuilder::admin_api`] enables it with the fixed
+//! test credentials [`ADMIN_USERNAME`] and [`ADMIN_PASSWORD`],
+//! [`PdpBuilder::mutable_store`] stores policies in a SQLite database (which
+//! the Admin API can change) instead of serving the policy directory, and
+//! [`PdpBuilder::audit_log`] records access and decision logs with the
+//! `local` audit backend, which the Admin API reads:
+//!
+//! ```no_run
+//! use cerbos_testkit::{ADMIN_PASSWORD, ADMIN_USERNAME, Pdp};
+//!
+//! let pdp = Pdp::builder("unused-with-a-mutable-store")
+//!     .mutable_store(true)
+//!     .admin_api(true)
+//!     .audit_log(true)
+//!     .start()
+//!     .unwrap();
+//! println!("admin {ADMIN_USERNAME}:{ADMIN_PASSWORD} at {}", pdp.grpc_endpoint());
+//! ```
 
 use std::{
     env, fmt, fs,
@@ -52,6 +71,22 @@ pub use postgres::{
 
 /// The Cerbos version this crate installs.
 pub const CERBOS_VERSION: &str = "0.55.0";
+
+/// The admin user name of a PDP started with [`PdpBuilder::admin_api`].
+pub const ADMIN_USERNAME: &str = "cerbos-testkit";
+
+/// The admin password of a PDP started with [`PdpBuilder::admin_api`]. A
+/// fixed test credential, public in this source: never use it for a PDP
+/// that is reachable by anyone else.
+pub const ADMIN_PASSWORD: &str = "cerbos-testkit-admin";
+
+/// The PDP's `server.adminAPI.adminCredentials.passwordHash` for
+/// [`ADMIN_PASSWORD`]: a fixed test hash, the base64 encoding of the
+/// bcrypt hash (cost 4, the cheapest, to keep PDP calls fast in tests)
+/// `$2b$04$UbV2z1Ic.ItTxRXU4qwFfOMpB8SjKTxWy/kOIvaa9wqSVYmVIJBea`,
+/// made once with Python's `bcrypt.hashpw`.
+pub const ADMIN_PASSWORD_HASH: &str =
+    "JDJiJDA0JFViVjJ6MUljLkl0VHhSWFU0cXdGZk9NcEI4U2pLVHhXeS9rT0l2YWE5d3FTVlltVklKQmVh";
 
 /// Everything that can go wrong while installing, starting or running the PDP.
 #[derive(Debug)]
@@ -378,6 +413,9 @@ pub struct PdpBuilder {
     binary: Option<PathBuf>,
     tls: Option<Tls>,
     log_level: String,
+    admin_api: bool,
+    mutable_store: bool,
+    audit_log: bool,
 }
 
 impl PdpBuilder {
@@ -393,6 +431,9 @@ impl PdpBuilder {
             binary: None,
             tls: None,
             log_level: "warn".into(),
+            admin_api: false,
+            mutable_store: false,
+            audit_log: false,
         }
     }
 
@@ -454,6 +495,30 @@ impl PdpBuilder {
     /// The PDP's log level (default `warn`; `info` logs every call).
     pub fn log_level(mut self, level: impl Into<String>) -> Self {
         self.log_level = level.into();
+        self
+    }
+
+    /// Enables the Admin API (`server.adminAPI`) with the test credentials
+    /// [`ADMIN_USERNAME`] and [`ADMIN_PASSWORD`].
+    pub fn admin_api(mut self, yes: bool) -> Self {
+        self.admin_api = yes;
+        self
+    }
+
+    /// Stores policies in a SQLite database in the PDP's temporary
+    /// directory (`storage.driver=sqlite3`), which the Admin API can
+    /// change, instead of serving the policy directory (which is then not
+    /// read). The store starts empty and survives [`Pdp::restart`].
+    pub fn mutable_store(mut self, yes: bool) -> Self {
+        self.mutable_store = yes;
+        self
+    }
+
+    /// Records access and decision logs with the `local` audit backend, in
+    /// the PDP's temporary directory, flushed every second (the PDP's
+    /// minimum); the Admin API reads them.
+    pub fn audit_log(mut self, yes: bool) -> Self {
+        self.audit_log = yes;
         self
     }
 
@@ -657,20 +722,57 @@ impl Pdp {
             Listen::Tcp(addr) => addr.to_string(),
             Listen::Unix(path) => format!("unix:{}", path.display()),
         };
-        let mut sets = vec![
-            ("storage.driver".to_owned(), "disk".to_owned()),
-            (
-                "storage.disk.directory".to_owned(),
-                b.policy_dir.display().to_string(),
-            ),
-            (
-                "storage.disk.watchForChanges".to_owned(),
-                b.watch.to_string(),
-            ),
-            ("server.httpListenAddr".to_owned(), self.http.to_string()),
-            ("server.grpcListenAddr".to_owned(), grpc),
-            ("telemetry.disabled".to_owned(), "true".to_owned()),
-        ];
+        let set = |k: &str, v: String| (k.to_owned(), v);
+        // The PDP's private directory: the SQLite store and the audit log.
+        let dir = self.log_path.parent().unwrap_or(Path::new(""));
+        let mut sets = if b.mutable_store {
+            vec![
+                set("storage.driver", "sqlite3".into()),
+                set(
+                    "storage.sqlite3.dsn",
+                    format!("file:{}?_fk=true", dir.join("store.sqlite").display()),
+                ),
+            ]
+        } else {
+            vec![
+                set("storage.driver", "disk".into()),
+                set("storage.disk.directory", b.policy_dir.display().to_string()),
+                set("storage.disk.watchForChanges", b.watch.to_string()),
+            ]
+        };
+        sets.extend([
+            set("server.httpListenAddr", self.http.to_string()),
+            set("server.grpcListenAddr", grpc),
+            set("telemetry.disabled", "true".into()),
+        ]);
+        if b.admin_api {
+            sets.extend([
+                set("server.adminAPI.enabled", "true".into()),
+                set(
+                    "server.adminAPI.adminCredentials.username",
+                    ADMIN_USERNAME.into(),
+                ),
+                set(
+                    "server.adminAPI.adminCredentials.passwordHash",
+                    ADMIN_PASSWORD_HASH.into(),
+                ),
+            ]);
+        }
+        if b.audit_log {
+            sets.extend([
+                set("audit.enabled", "true".into()),
+                set("audit.backend", "local".into()),
+                set("audit.accessLogsEnabled", "true".into()),
+                set("audit.decisionLogsEnabled", "true".into()),
+                set(
+                    "audit.local.storagePath",
+                    dir.join("audit").display().to_string(),
+                ),
+                // The PDP's minimum (and default): entries are readable
+                // within about a second.
+                set("audit.local.advanced.flushInterval", "1s".into()),
+            ]);
+        }
         if let Some(tls) = &b.tls {
             sets.push(("server.tls.cert".into(), tls.cert.display().to_string()));
             sets.push(("server.tls.key".into(), tls.key.display().to_string()));

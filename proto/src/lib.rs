@@ -38,6 +38,13 @@ pub mod cerbos {
             include!("gen/cerbos.effect.v1.rs");
         }
     }
+    /// `cerbos.policy.*`
+    pub mod policy {
+        /// `cerbos.policy.v1`: policies, as the Admin API stores them.
+        pub mod v1 {
+            include!("gen/cerbos.policy.v1.rs");
+        }
+    }
     /// `cerbos.schema.*`
     pub mod schema {
         /// `cerbos.schema.v1`
@@ -74,6 +81,12 @@ pub mod cerbos {
         }
     }
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of every file in this
+/// crate (with their imports, without comments): what a reflection library
+/// such as `prost-reflect` needs for the proto3 JSON mapping of these
+/// messages (cerbos-client reads policies written as JSON or YAML with it).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/descriptors.bin");
 
 /// The standard gRPC packages.
 pub mod grpc {

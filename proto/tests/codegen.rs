@@ -4,6 +4,9 @@
 
 use std::{fs, path::Path};
 
+/// The encoded `FileDescriptorSet` of all the files, in `src/gen`.
+const DESCRIPTORS: &str = "descriptors.bin";
+
 #[test]
 fn generated_code_is_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -13,15 +16,27 @@ fn generated_code_is_current() {
         "cerbos/effect/v1/effect.proto",
         "cerbos/schema/v1/schema.proto",
         "cerbos/engine/v1/engine.proto",
+        "cerbos/policy/v1/policy.proto",
         "cerbos/request/v1/request.proto",
+        "cerbos/request/v1/admin.proto",
         "cerbos/response/v1/response.proto",
+        "cerbos/response/v1/admin.proto",
         "cerbos/svc/v1/svc.proto",
+        "cerbos/svc/v1/admin.proto",
         "grpc/health/v1/health.proto",
     ]
     .iter()
     .map(|f| proto_dir.join(f))
     .collect();
     let fds = protox::compile(&files, [&proto_dir]).expect("the .proto files compile");
+    // The descriptors alone (no comments), for the proto3 JSON mapping.
+    let descriptors = protox::Compiler::new([&proto_dir])
+        .expect("the proto folder exists")
+        .include_imports(true)
+        .include_source_info(false)
+        .open_files(&files)
+        .expect("the .proto files compile")
+        .encode_file_descriptor_set();
 
     let out = std::env::temp_dir().join(format!("cerbos-proto-gen-{}", std::process::id()));
     let _ = fs::remove_dir_all(&out);
@@ -35,17 +50,18 @@ fn generated_code_is_current() {
         .out_dir(&out)
         .compile_fds(fds)
         .expect("code generation succeeds");
+    fs::write(out.join(DESCRIPTORS), descriptors).unwrap();
 
     let gen_dir = root.join("src/gen");
     let regenerate = std::env::var_os("CERBOS_PROTO_REGENERATE").is_some();
     let mut stale = Vec::new();
     for entry in fs::read_dir(&out).unwrap() {
         let entry = entry.unwrap();
-        let fresh = fs::read_to_string(entry.path()).unwrap();
+        let fresh = fs::read(entry.path()).unwrap();
         let checked_in = gen_dir.join(entry.file_name());
         if regenerate {
             fs::write(&checked_in, &fresh).unwrap();
-        } else if fs::read_to_string(&checked_in).ok().as_deref() != Some(fresh.as_str()) {
+        } else if fs::read(&checked_in).ok().as_deref() != Some(fresh.as_slice()) {
             stale.push(entry.file_name().to_string_lossy().into_owned());
         }
     }

@@ -9,3 +9,366 @@ pub struct RequestContext {
         ::prost_types::Value,
     >,
 }
+/// An entry of the PDP's access log: one call.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AccessLogEntry {
+    /// The PDP's id of the call (a ULID).
+    #[prost(string, tag = "1")]
+    pub call_id: ::prost::alloc::string::String,
+    /// When the call was made.
+    #[prost(message, optional, tag = "2")]
+    pub timestamp: ::core::option::Option<::prost_types::Timestamp>,
+    /// Who made it.
+    #[prost(message, optional, tag = "3")]
+    pub peer: ::core::option::Option<Peer>,
+    /// Request metadata (headers) the PDP recorded.
+    #[prost(map = "string, message", tag = "4")]
+    pub metadata: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        MetaValues,
+    >,
+    /// The gRPC method.
+    #[prost(string, tag = "5")]
+    pub method: ::prost::alloc::string::String,
+    /// The gRPC status code of the answer.
+    #[prost(uint32, tag = "6")]
+    pub status_code: u32,
+    /// Whether the entry was too large to be stored whole.
+    #[prost(bool, tag = "7")]
+    pub oversized: bool,
+    /// Where the PDP's policies came from.
+    #[prost(message, optional, tag = "8")]
+    pub policy_source: ::core::option::Option<PolicySource>,
+    /// The context the caller sent.
+    #[prost(message, optional, tag = "9")]
+    pub request_context: ::core::option::Option<RequestContext>,
+}
+/// An entry of the PDP's decision log: the inputs and decisions of one call.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct DecisionLogEntry {
+    /// The PDP's id of the call (a ULID).
+    #[prost(string, tag = "1")]
+    pub call_id: ::prost::alloc::string::String,
+    /// When the call was made.
+    #[prost(message, optional, tag = "2")]
+    pub timestamp: ::core::option::Option<::prost_types::Timestamp>,
+    /// Who made it.
+    #[prost(message, optional, tag = "3")]
+    pub peer: ::core::option::Option<Peer>,
+    /// Deprecated by the PDP: use `check_resources.inputs`.
+    #[deprecated]
+    #[prost(message, repeated, tag = "4")]
+    pub inputs: ::prost::alloc::vec::Vec<super::super::engine::v1::CheckInput>,
+    /// Deprecated by the PDP: use `check_resources.outputs`.
+    #[deprecated]
+    #[prost(message, repeated, tag = "5")]
+    pub outputs: ::prost::alloc::vec::Vec<super::super::engine::v1::CheckOutput>,
+    /// Deprecated by the PDP: use `check_resources.error`.
+    #[deprecated]
+    #[prost(string, tag = "6")]
+    pub error: ::prost::alloc::string::String,
+    /// Request metadata (headers) the PDP recorded.
+    #[prost(map = "string, message", tag = "15")]
+    pub metadata: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        MetaValues,
+    >,
+    /// The policies that decided.
+    #[prost(message, optional, tag = "16")]
+    pub audit_trail: ::core::option::Option<AuditTrail>,
+    /// Whether the entry was too large to be stored whole.
+    #[prost(bool, tag = "17")]
+    pub oversized: bool,
+    /// Where the PDP's policies came from.
+    #[prost(message, optional, tag = "18")]
+    pub policy_source: ::core::option::Option<PolicySource>,
+    /// The context the caller sent.
+    #[prost(message, optional, tag = "19")]
+    pub request_context: ::core::option::Option<RequestContext>,
+    /// The call.
+    #[prost(oneof = "decision_log_entry::Method", tags = "7, 8")]
+    pub method: ::core::option::Option<decision_log_entry::Method>,
+}
+/// Nested message and enum types in `DecisionLogEntry`.
+pub mod decision_log_entry {
+    /// A check's inputs and decisions.
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct CheckResources {
+        /// The inputs, one per resource.
+        #[prost(message, repeated, tag = "1")]
+        pub inputs: ::prost::alloc::vec::Vec<
+            super::super::super::engine::v1::CheckInput,
+        >,
+        /// The decisions, one per resource.
+        #[prost(message, repeated, tag = "2")]
+        pub outputs: ::prost::alloc::vec::Vec<
+            super::super::super::engine::v1::CheckOutput,
+        >,
+        /// The error, if the call failed.
+        #[prost(string, tag = "3")]
+        pub error: ::prost::alloc::string::String,
+    }
+    /// A query plan's input and answer.
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct PlanResources {
+        /// The input.
+        #[prost(message, optional, tag = "1")]
+        pub input: ::core::option::Option<
+            super::super::super::engine::v1::PlanResourcesInput,
+        >,
+        /// The answer.
+        #[prost(message, optional, tag = "2")]
+        pub output: ::core::option::Option<
+            super::super::super::engine::v1::PlanResourcesOutput,
+        >,
+        /// The error, if the call failed.
+        #[prost(string, tag = "3")]
+        pub error: ::prost::alloc::string::String,
+    }
+    /// The call.
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Method {
+        /// A check.
+        #[prost(message, tag = "7")]
+        CheckResources(CheckResources),
+        /// A query plan.
+        #[prost(message, tag = "8")]
+        PlanResources(PlanResources),
+    }
+}
+/// The values of one metadata key.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MetaValues {
+    /// The values.
+    #[prost(string, repeated, tag = "1")]
+    pub values: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// The caller of a call.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Peer {
+    /// Its network address.
+    #[prost(string, tag = "1")]
+    pub address: ::prost::alloc::string::String,
+    /// Authentication information (TLS).
+    #[prost(string, tag = "2")]
+    pub auth_info: ::prost::alloc::string::String,
+    /// Its user agent.
+    #[prost(string, tag = "3")]
+    pub user_agent: ::prost::alloc::string::String,
+    /// The X-Forwarded-For header.
+    #[prost(string, tag = "4")]
+    pub forwarded_for: ::prost::alloc::string::String,
+}
+/// The policies that took part in a decision.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AuditTrail {
+    /// Source attributes by policy id.
+    #[prost(map = "string, message", tag = "1")]
+    pub effective_policies: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        super::super::policy::v1::SourceAttributes,
+    >,
+}
+/// Where the PDP's policies came from.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PolicySource {
+    /// The source.
+    #[prost(oneof = "policy_source::Source", tags = "1, 2, 3, 4, 5, 6")]
+    pub source: ::core::option::Option<policy_source::Source>,
+}
+/// Nested message and enum types in `PolicySource`.
+pub mod policy_source {
+    /// A blob store.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Blob {
+        /// The bucket.
+        #[prost(string, tag = "1")]
+        pub bucket_url: ::prost::alloc::string::String,
+        /// The prefix in it.
+        #[prost(string, tag = "2")]
+        pub prefix: ::prost::alloc::string::String,
+    }
+    /// A database.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Database {
+        /// The driver.
+        #[prost(enumeration = "database::Driver", tag = "1")]
+        pub driver: i32,
+    }
+    /// Nested message and enum types in `Database`.
+    pub mod database {
+        /// The database driver.
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            ::prost::Enumeration
+        )]
+        #[repr(i32)]
+        pub enum Driver {
+            /// Not given.
+            Unspecified = 0,
+            /// MySQL.
+            Mysql = 1,
+            /// PostgreSQL.
+            Postgres = 2,
+            /// SQLite.
+            Sqlite3 = 3,
+        }
+        impl Driver {
+            /// String value of the enum field names used in the ProtoBuf definition.
+            ///
+            /// The values are not transformed in any way and thus are considered stable
+            /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+            pub fn as_str_name(&self) -> &'static str {
+                match self {
+                    Self::Unspecified => "DRIVER_UNSPECIFIED",
+                    Self::Mysql => "DRIVER_MYSQL",
+                    Self::Postgres => "DRIVER_POSTGRES",
+                    Self::Sqlite3 => "DRIVER_SQLITE3",
+                }
+            }
+            /// Creates an enum from field names used in the ProtoBuf definition.
+            pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+                match value {
+                    "DRIVER_UNSPECIFIED" => Some(Self::Unspecified),
+                    "DRIVER_MYSQL" => Some(Self::Mysql),
+                    "DRIVER_POSTGRES" => Some(Self::Postgres),
+                    "DRIVER_SQLITE3" => Some(Self::Sqlite3),
+                    _ => None,
+                }
+            }
+        }
+    }
+    /// A directory.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Disk {
+        /// The directory.
+        #[prost(string, tag = "1")]
+        pub directory: ::prost::alloc::string::String,
+    }
+    /// An embedded PDP (deprecated by the PDP).
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct EmbeddedPdp {
+        /// Its URL.
+        #[prost(string, tag = "1")]
+        pub url: ::prost::alloc::string::String,
+        /// Its commit.
+        #[prost(string, tag = "2")]
+        pub commit_hash: ::prost::alloc::string::String,
+        /// When it was built.
+        #[prost(message, optional, tag = "3")]
+        pub built_at: ::core::option::Option<::prost_types::Timestamp>,
+    }
+    /// A git repository.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Git {
+        /// The repository.
+        #[prost(string, tag = "1")]
+        pub repository_url: ::prost::alloc::string::String,
+        /// The branch.
+        #[prost(string, tag = "2")]
+        pub branch: ::prost::alloc::string::String,
+        /// The subdirectory.
+        #[prost(string, tag = "3")]
+        pub subdirectory: ::prost::alloc::string::String,
+        /// The commit.
+        #[prost(string, tag = "4")]
+        pub hash: ::prost::alloc::string::String,
+    }
+    /// Cerbos Hub.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Hub {
+        /// The source.
+        #[prost(oneof = "hub::Source", tags = "1, 2, 3, 4, 5, 6")]
+        pub source: ::core::option::Option<hub::Source>,
+    }
+    /// Nested message and enum types in `Hub`.
+    pub mod hub {
+        /// A bundle embedded in a rule.
+        #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+        pub struct EmbeddedBundle {
+            /// The rule id.
+            #[prost(string, tag = "1")]
+            pub rule_id: ::prost::alloc::string::String,
+            /// The scopes.
+            #[prost(string, repeated, tag = "2")]
+            pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+            /// The bundle id.
+            #[prost(string, tag = "3")]
+            pub bundle_id: ::prost::alloc::string::String,
+        }
+        /// A bundle on disk.
+        #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+        pub struct LocalBundle {
+            /// The path.
+            #[prost(string, tag = "1")]
+            pub path: ::prost::alloc::string::String,
+            /// The bundle id.
+            #[prost(string, tag = "2")]
+            pub bundle_id: ::prost::alloc::string::String,
+        }
+        /// A bundle fetched from Hub.
+        #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+        pub struct RemoteBundle {
+            /// The deployment id.
+            #[prost(string, tag = "1")]
+            pub deployment_id: ::prost::alloc::string::String,
+            /// The bundle id.
+            #[prost(string, tag = "2")]
+            pub bundle_id: ::prost::alloc::string::String,
+        }
+        /// The source.
+        #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+        pub enum Source {
+            /// Deprecated by the PDP.
+            #[deprecated]
+            #[prost(string, tag = "1")]
+            Label(::prost::alloc::string::String),
+            /// Deprecated by the PDP.
+            #[deprecated]
+            #[prost(string, tag = "2")]
+            DeploymentId(::prost::alloc::string::String),
+            /// A playground.
+            #[prost(string, tag = "3")]
+            PlaygroundId(::prost::alloc::string::String),
+            /// A bundle on disk.
+            #[prost(message, tag = "4")]
+            LocalBundle(LocalBundle),
+            /// A bundle embedded in a rule.
+            #[prost(message, tag = "5")]
+            EmbeddedBundle(EmbeddedBundle),
+            /// A bundle fetched from Hub.
+            #[prost(message, tag = "6")]
+            RemoteBundle(RemoteBundle),
+        }
+    }
+    /// The source.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Source {
+        /// A blob store.
+        #[prost(message, tag = "1")]
+        Blob(Blob),
+        /// A database.
+        #[prost(message, tag = "2")]
+        Database(Database),
+        /// A directory.
+        #[prost(message, tag = "3")]
+        Disk(Disk),
+        /// A git repository.
+        #[prost(message, tag = "4")]
+        Git(Git),
+        /// Cerbos Hub.
+        #[prost(message, tag = "5")]
+        Hub(Hub),
+        /// Deprecated by the PDP.
+        #[deprecated]
+        #[prost(message, tag = "6")]
+        EmbeddedPdp(EmbeddedPdp),
+    }
+}

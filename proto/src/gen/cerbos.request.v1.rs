@@ -91,3 +91,189 @@ pub mod aux_data {
 /// Asks for the PDP's version.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ServerInfoRequest {}
+/// Adds policies, or replaces those with the same ids.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AddOrUpdatePolicyRequest {
+    /// The policies (1 to 100).
+    #[prost(message, repeated, tag = "1")]
+    pub policies: ::prost::alloc::vec::Vec<super::super::policy::v1::Policy>,
+}
+/// Reads audit log entries.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListAuditLogEntriesRequest {
+    /// Which log.
+    #[prost(enumeration = "list_audit_log_entries_request::Kind", tag = "1")]
+    pub kind: i32,
+    /// Which entries.
+    #[prost(oneof = "list_audit_log_entries_request::Filter", tags = "2, 3, 4, 5")]
+    pub filter: ::core::option::Option<list_audit_log_entries_request::Filter>,
+}
+/// Nested message and enum types in `ListAuditLogEntriesRequest`.
+pub mod list_audit_log_entries_request {
+    /// A time range.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct TimeRange {
+        /// The start.
+        #[prost(message, optional, tag = "1")]
+        pub start: ::core::option::Option<::prost_types::Timestamp>,
+        /// The end.
+        #[prost(message, optional, tag = "2")]
+        pub end: ::core::option::Option<::prost_types::Timestamp>,
+    }
+    /// Which log.
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        Hash,
+        PartialOrd,
+        Ord,
+        ::prost::Enumeration
+    )]
+    #[repr(i32)]
+    pub enum Kind {
+        /// Not given (rejected by the PDP).
+        Unspecified = 0,
+        /// The access log.
+        Access = 1,
+        /// The decision log.
+        Decision = 2,
+    }
+    impl Kind {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::Unspecified => "KIND_UNSPECIFIED",
+                Self::Access => "KIND_ACCESS",
+                Self::Decision => "KIND_DECISION",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "KIND_UNSPECIFIED" => Some(Self::Unspecified),
+                "KIND_ACCESS" => Some(Self::Access),
+                "KIND_DECISION" => Some(Self::Decision),
+                _ => None,
+            }
+        }
+    }
+    /// Which entries.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Filter {
+        /// The last N entries (1 to 1000).
+        #[prost(uint32, tag = "2")]
+        Tail(u32),
+        /// The entries in a time range.
+        #[prost(message, tag = "3")]
+        Between(TimeRange),
+        /// The entries of the last duration.
+        #[prost(message, tag = "4")]
+        Since(::prost_types::Duration),
+        /// The entry of one call id.
+        #[prost(string, tag = "5")]
+        Lookup(::prost::alloc::string::String),
+    }
+}
+/// Lists policy ids.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListPoliciesRequest {
+    /// Whether disabled policies are listed too.
+    #[prost(bool, tag = "1")]
+    pub include_disabled: bool,
+    /// Only policies whose name matches this regular expression.
+    #[prost(string, tag = "2")]
+    pub name_regexp: ::prost::alloc::string::String,
+    /// Only policies whose scope matches this regular expression.
+    #[prost(string, tag = "3")]
+    pub scope_regexp: ::prost::alloc::string::String,
+    /// Only policies whose version matches this regular expression.
+    #[prost(string, tag = "4")]
+    pub version_regexp: ::prost::alloc::string::String,
+    /// Only these policy ids.
+    #[prost(string, repeated, tag = "5")]
+    pub policy_id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Reads policies.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetPolicyRequest {
+    /// The policy ids.
+    #[prost(string, repeated, tag = "1")]
+    pub id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Disables policies.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DisablePolicyRequest {
+    /// The policy ids.
+    #[prost(string, repeated, tag = "1")]
+    pub id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Enables policies.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EnablePolicyRequest {
+    /// The policy ids.
+    #[prost(string, repeated, tag = "1")]
+    pub id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Inspects policies: the actions, variables, attributes… they use.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct InspectPoliciesRequest {
+    /// Whether disabled policies are inspected too.
+    #[prost(bool, tag = "1")]
+    pub include_disabled: bool,
+    /// Only policies whose name matches this regular expression.
+    #[prost(string, tag = "2")]
+    pub name_regexp: ::prost::alloc::string::String,
+    /// Only policies whose scope matches this regular expression.
+    #[prost(string, tag = "3")]
+    pub scope_regexp: ::prost::alloc::string::String,
+    /// Only policies whose version matches this regular expression.
+    #[prost(string, tag = "4")]
+    pub version_regexp: ::prost::alloc::string::String,
+    /// Only these policy ids.
+    #[prost(string, repeated, tag = "5")]
+    pub policy_id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Adds schemas, or replaces those with the same ids.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct AddOrUpdateSchemaRequest {
+    /// The schemas.
+    #[prost(message, repeated, tag = "1")]
+    pub schemas: ::prost::alloc::vec::Vec<super::super::schema::v1::Schema>,
+}
+/// Lists schema ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListSchemasRequest {}
+/// Reads schemas.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetSchemaRequest {
+    /// The schema ids.
+    #[prost(string, repeated, tag = "1")]
+    pub id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Deletes schemas.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteSchemaRequest {
+    /// The schema ids.
+    #[prost(string, repeated, tag = "1")]
+    pub id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Deletes policies.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeletePolicyRequest {
+    /// The policy ids.
+    #[prost(string, repeated, tag = "1")]
+    pub id: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Reloads the store.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReloadStoreRequest {
+    /// Whether to answer only once the reload is done.
+    #[prost(bool, tag = "1")]
+    pub wait: bool,
+}

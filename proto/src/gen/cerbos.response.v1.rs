@@ -155,3 +155,400 @@ pub struct ServerInfoResponse {
     #[prost(string, tag = "3")]
     pub build_date: ::prost::alloc::string::String,
 }
+/// The policies were stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddOrUpdatePolicyResponse {
+    /// Always set.
+    #[prost(message, optional, tag = "1")]
+    pub success: ::core::option::Option<()>,
+}
+/// One audit log entry (the answer streams one per message).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListAuditLogEntriesResponse {
+    /// The entry.
+    #[prost(oneof = "list_audit_log_entries_response::Entry", tags = "1, 2")]
+    pub entry: ::core::option::Option<list_audit_log_entries_response::Entry>,
+}
+/// Nested message and enum types in `ListAuditLogEntriesResponse`.
+pub mod list_audit_log_entries_response {
+    /// The entry.
+    #[derive(Clone, PartialEq, ::prost::Oneof)]
+    pub enum Entry {
+        /// An access log entry.
+        #[prost(message, tag = "1")]
+        AccessLogEntry(super::super::super::audit::v1::AccessLogEntry),
+        /// A decision log entry.
+        #[prost(message, tag = "2")]
+        DecisionLogEntry(super::super::super::audit::v1::DecisionLogEntry),
+    }
+}
+/// Policy ids.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListPoliciesResponse {
+    /// The ids.
+    #[prost(string, repeated, tag = "1")]
+    pub policy_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Policies.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetPolicyResponse {
+    /// The policies found.
+    #[prost(message, repeated, tag = "1")]
+    pub policies: ::prost::alloc::vec::Vec<super::super::policy::v1::Policy>,
+}
+/// How many policies were disabled.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DisablePolicyResponse {
+    /// The count.
+    #[prost(uint32, tag = "1")]
+    pub disabled_policies: u32,
+}
+/// How many policies were enabled.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EnablePolicyResponse {
+    /// The count.
+    #[prost(uint32, tag = "1")]
+    pub enabled_policies: u32,
+}
+/// What policies use.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct InspectPoliciesResponse {
+    /// By policy id.
+    #[prost(map = "string, message", tag = "1")]
+    pub results: ::std::collections::HashMap<
+        ::prost::alloc::string::String,
+        inspect_policies_response::Result,
+    >,
+}
+/// Nested message and enum types in `InspectPoliciesResponse`.
+pub mod inspect_policies_response {
+    /// An attribute a policy reads.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Attribute {
+        /// Whose attribute.
+        #[prost(enumeration = "attribute::Kind", tag = "1")]
+        pub kind: i32,
+        /// The attribute's name.
+        #[prost(string, tag = "2")]
+        pub name: ::prost::alloc::string::String,
+    }
+    /// Nested message and enum types in `Attribute`.
+    pub mod attribute {
+        /// Whose attribute.
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            ::prost::Enumeration
+        )]
+        #[repr(i32)]
+        pub enum Kind {
+            /// Not given.
+            Unspecified = 0,
+            /// The principal's.
+            PrincipalAttribute = 1,
+            /// The resource's.
+            ResourceAttribute = 2,
+        }
+        impl Kind {
+            /// String value of the enum field names used in the ProtoBuf definition.
+            ///
+            /// The values are not transformed in any way and thus are considered stable
+            /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+            pub fn as_str_name(&self) -> &'static str {
+                match self {
+                    Self::Unspecified => "KIND_UNSPECIFIED",
+                    Self::PrincipalAttribute => "KIND_PRINCIPAL_ATTRIBUTE",
+                    Self::ResourceAttribute => "KIND_RESOURCE_ATTRIBUTE",
+                }
+            }
+            /// Creates an enum from field names used in the ProtoBuf definition.
+            pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+                match value {
+                    "KIND_UNSPECIFIED" => Some(Self::Unspecified),
+                    "KIND_PRINCIPAL_ATTRIBUTE" => Some(Self::PrincipalAttribute),
+                    "KIND_RESOURCE_ATTRIBUTE" => Some(Self::ResourceAttribute),
+                    _ => None,
+                }
+            }
+        }
+    }
+    /// A derived role a policy uses or defines.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct DerivedRole {
+        /// The name.
+        #[prost(string, tag = "1")]
+        pub name: ::prost::alloc::string::String,
+        /// Where it comes from.
+        #[prost(enumeration = "derived_role::Kind", tag = "2")]
+        pub kind: i32,
+        /// The policy that defines it.
+        #[prost(string, tag = "3")]
+        pub source: ::prost::alloc::string::String,
+    }
+    /// Nested message and enum types in `DerivedRole`.
+    pub mod derived_role {
+        /// Where it comes from.
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            ::prost::Enumeration
+        )]
+        #[repr(i32)]
+        pub enum Kind {
+            /// Not given.
+            Unspecified = 0,
+            /// Not defined anywhere.
+            Undefined = 1,
+            /// Defined (exported) by this policy.
+            Exported = 2,
+            /// Imported.
+            Imported = 3,
+        }
+        impl Kind {
+            /// String value of the enum field names used in the ProtoBuf definition.
+            ///
+            /// The values are not transformed in any way and thus are considered stable
+            /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+            pub fn as_str_name(&self) -> &'static str {
+                match self {
+                    Self::Unspecified => "KIND_UNSPECIFIED",
+                    Self::Undefined => "KIND_UNDEFINED",
+                    Self::Exported => "KIND_EXPORTED",
+                    Self::Imported => "KIND_IMPORTED",
+                }
+            }
+            /// Creates an enum from field names used in the ProtoBuf definition.
+            pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+                match value {
+                    "KIND_UNSPECIFIED" => Some(Self::Unspecified),
+                    "KIND_UNDEFINED" => Some(Self::Undefined),
+                    "KIND_EXPORTED" => Some(Self::Exported),
+                    "KIND_IMPORTED" => Some(Self::Imported),
+                    _ => None,
+                }
+            }
+        }
+    }
+    /// A constant a policy uses or defines.
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct Constant {
+        /// The name.
+        #[prost(string, tag = "1")]
+        pub name: ::prost::alloc::string::String,
+        /// The value.
+        #[prost(message, optional, tag = "2")]
+        pub value: ::core::option::Option<::prost_types::Value>,
+        /// Where it comes from.
+        #[prost(enumeration = "constant::Kind", tag = "3")]
+        pub kind: i32,
+        /// The policy that defines it (imported ones).
+        #[prost(string, tag = "4")]
+        pub source: ::prost::alloc::string::String,
+        /// Whether a condition uses it.
+        #[prost(bool, tag = "5")]
+        pub used: bool,
+    }
+    /// Nested message and enum types in `Constant`.
+    pub mod constant {
+        /// Where it comes from.
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            ::prost::Enumeration
+        )]
+        #[repr(i32)]
+        pub enum Kind {
+            /// Not given.
+            Unspecified = 0,
+            /// Exported by this policy.
+            Exported = 1,
+            /// Imported.
+            Imported = 2,
+            /// Defined locally.
+            Local = 3,
+            /// Not defined anywhere.
+            Undefined = 4,
+            /// Unknown.
+            Unknown = 5,
+        }
+        impl Kind {
+            /// String value of the enum field names used in the ProtoBuf definition.
+            ///
+            /// The values are not transformed in any way and thus are considered stable
+            /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+            pub fn as_str_name(&self) -> &'static str {
+                match self {
+                    Self::Unspecified => "KIND_UNSPECIFIED",
+                    Self::Exported => "KIND_EXPORTED",
+                    Self::Imported => "KIND_IMPORTED",
+                    Self::Local => "KIND_LOCAL",
+                    Self::Undefined => "KIND_UNDEFINED",
+                    Self::Unknown => "KIND_UNKNOWN",
+                }
+            }
+            /// Creates an enum from field names used in the ProtoBuf definition.
+            pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+                match value {
+                    "KIND_UNSPECIFIED" => Some(Self::Unspecified),
+                    "KIND_EXPORTED" => Some(Self::Exported),
+                    "KIND_IMPORTED" => Some(Self::Imported),
+                    "KIND_LOCAL" => Some(Self::Local),
+                    "KIND_UNDEFINED" => Some(Self::Undefined),
+                    "KIND_UNKNOWN" => Some(Self::Unknown),
+                    _ => None,
+                }
+            }
+        }
+    }
+    /// A variable a policy uses or defines.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+    pub struct Variable {
+        /// The name.
+        #[prost(string, tag = "1")]
+        pub name: ::prost::alloc::string::String,
+        /// The expression.
+        #[prost(string, tag = "2")]
+        pub value: ::prost::alloc::string::String,
+        /// Where it comes from.
+        #[prost(enumeration = "variable::Kind", tag = "3")]
+        pub kind: i32,
+        /// The policy that defines it (imported ones).
+        #[prost(string, tag = "4")]
+        pub source: ::prost::alloc::string::String,
+        /// Whether a condition uses it.
+        #[prost(bool, tag = "5")]
+        pub used: bool,
+    }
+    /// Nested message and enum types in `Variable`.
+    pub mod variable {
+        /// Where it comes from.
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            ::prost::Enumeration
+        )]
+        #[repr(i32)]
+        pub enum Kind {
+            /// Not given.
+            Unspecified = 0,
+            /// Exported by this policy.
+            Exported = 1,
+            /// Imported.
+            Imported = 2,
+            /// Defined locally.
+            Local = 3,
+            /// Not defined anywhere.
+            Undefined = 4,
+            /// Unknown.
+            Unknown = 5,
+        }
+        impl Kind {
+            /// String value of the enum field names used in the ProtoBuf definition.
+            ///
+            /// The values are not transformed in any way and thus are considered stable
+            /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+            pub fn as_str_name(&self) -> &'static str {
+                match self {
+                    Self::Unspecified => "KIND_UNSPECIFIED",
+                    Self::Exported => "KIND_EXPORTED",
+                    Self::Imported => "KIND_IMPORTED",
+                    Self::Local => "KIND_LOCAL",
+                    Self::Undefined => "KIND_UNDEFINED",
+                    Self::Unknown => "KIND_UNKNOWN",
+                }
+            }
+            /// Creates an enum from field names used in the ProtoBuf definition.
+            pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+                match value {
+                    "KIND_UNSPECIFIED" => Some(Self::Unspecified),
+                    "KIND_EXPORTED" => Some(Self::Exported),
+                    "KIND_IMPORTED" => Some(Self::Imported),
+                    "KIND_LOCAL" => Some(Self::Local),
+                    "KIND_UNDEFINED" => Some(Self::Undefined),
+                    "KIND_UNKNOWN" => Some(Self::Unknown),
+                    _ => None,
+                }
+            }
+        }
+    }
+    /// What one policy uses.
+    #[derive(Clone, PartialEq, ::prost::Message)]
+    pub struct Result {
+        /// The actions it mentions.
+        #[prost(string, repeated, tag = "1")]
+        pub actions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+        /// The variables.
+        #[prost(message, repeated, tag = "2")]
+        pub variables: ::prost::alloc::vec::Vec<Variable>,
+        /// The policy id.
+        #[prost(string, tag = "3")]
+        pub policy_id: ::prost::alloc::string::String,
+        /// The derived roles.
+        #[prost(message, repeated, tag = "4")]
+        pub derived_roles: ::prost::alloc::vec::Vec<DerivedRole>,
+        /// The attributes.
+        #[prost(message, repeated, tag = "5")]
+        pub attributes: ::prost::alloc::vec::Vec<Attribute>,
+        /// The constants.
+        #[prost(message, repeated, tag = "6")]
+        pub constants: ::prost::alloc::vec::Vec<Constant>,
+    }
+}
+/// The schemas were stored.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AddOrUpdateSchemaResponse {}
+/// Schema ids.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListSchemasResponse {
+    /// The ids.
+    #[prost(string, repeated, tag = "1")]
+    pub schema_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Schemas.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetSchemaResponse {
+    /// The schemas found.
+    #[prost(message, repeated, tag = "1")]
+    pub schemas: ::prost::alloc::vec::Vec<super::super::schema::v1::Schema>,
+}
+/// How many schemas were deleted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteSchemaResponse {
+    /// The count.
+    #[prost(uint32, tag = "1")]
+    pub deleted_schemas: u32,
+}
+/// How many policies were deleted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeletePolicyResponse {
+    /// The count.
+    #[prost(uint32, tag = "1")]
+    pub deleted_policies: u32,
+}
+/// The store was reloaded (or the reload started).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReloadStoreResponse {}

@@ -58,3 +58,14 @@ pub mod validation_error {
         }
     }
 }
+/// A JSON schema in the PDP's store.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Schema {
+    /// The schema's id (`principal.json`, what policies reference as
+    /// `cerbos:///principal.json`).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// The JSON schema document.
+    #[prost(bytes = "vec", tag = "2")]
+    pub definition: ::prost::alloc::vec::Vec<u8>,
+}

@@ -470,3 +470,1396 @@ pub mod cerbos_service_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+/// Generated client implementations.
+#[cfg(feature = "grpc")]
+pub mod cerbos_admin_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// Manages the PDP's policies and schemas and reads its audit log.
+    #[derive(Debug, Clone)]
+    pub struct CerbosAdminServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> CerbosAdminServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> CerbosAdminServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            CerbosAdminServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Adds policies, or replaces those with the same ids.
+        pub async fn add_or_update_policy(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::AddOrUpdatePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                super::super::super::response::v1::AddOrUpdatePolicyResponse,
+            >,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/AddOrUpdatePolicy",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "cerbos.svc.v1.CerbosAdminService",
+                        "AddOrUpdatePolicy",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// What policies use.
+        pub async fn inspect_policies(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::InspectPoliciesRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::InspectPoliciesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/InspectPolicies",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "cerbos.svc.v1.CerbosAdminService",
+                        "InspectPolicies",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Policy ids.
+        pub async fn list_policies(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::ListPoliciesRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::ListPoliciesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/ListPolicies",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "ListPolicies"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Reads policies.
+        pub async fn get_policy(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::GetPolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::GetPolicyResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/GetPolicy",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "GetPolicy"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Deletes policies.
+        pub async fn delete_policy(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::DeletePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::DeletePolicyResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/DeletePolicy",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "DeletePolicy"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Disables policies.
+        pub async fn disable_policy(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::DisablePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::DisablePolicyResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/DisablePolicy",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "DisablePolicy"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Enables policies.
+        pub async fn enable_policy(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::EnablePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::EnablePolicyResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/EnablePolicy",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "EnablePolicy"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Streams audit log entries.
+        pub async fn list_audit_log_entries(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::ListAuditLogEntriesRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                tonic::codec::Streaming<
+                    super::super::super::response::v1::ListAuditLogEntriesResponse,
+                >,
+            >,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/ListAuditLogEntries",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "cerbos.svc.v1.CerbosAdminService",
+                        "ListAuditLogEntries",
+                    ),
+                );
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Adds schemas, or replaces those with the same ids.
+        pub async fn add_or_update_schema(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::AddOrUpdateSchemaRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                super::super::super::response::v1::AddOrUpdateSchemaResponse,
+            >,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/AddOrUpdateSchema",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "cerbos.svc.v1.CerbosAdminService",
+                        "AddOrUpdateSchema",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Schema ids.
+        pub async fn list_schemas(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::ListSchemasRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::ListSchemasResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/ListSchemas",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "ListSchemas"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Reads schemas.
+        pub async fn get_schema(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::GetSchemaRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::GetSchemaResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/GetSchema",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "GetSchema"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Deletes schemas.
+        pub async fn delete_schema(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::DeleteSchemaRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::DeleteSchemaResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/DeleteSchema",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "DeleteSchema"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Reloads the store.
+        pub async fn reload_store(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::ReloadStoreRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::ReloadStoreResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/ReloadStore",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("cerbos.svc.v1.CerbosAdminService", "ReloadStore"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+#[cfg(feature = "server")]
+pub mod cerbos_admin_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with CerbosAdminServiceServer.
+    #[async_trait]
+    pub trait CerbosAdminService: std::marker::Send + std::marker::Sync + 'static {
+        /// Adds policies, or replaces those with the same ids.
+        async fn add_or_update_policy(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::AddOrUpdatePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                super::super::super::response::v1::AddOrUpdatePolicyResponse,
+            >,
+            tonic::Status,
+        >;
+        /// What policies use.
+        async fn inspect_policies(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::InspectPoliciesRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::InspectPoliciesResponse>,
+            tonic::Status,
+        >;
+        /// Policy ids.
+        async fn list_policies(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::ListPoliciesRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::ListPoliciesResponse>,
+            tonic::Status,
+        >;
+        /// Reads policies.
+        async fn get_policy(
+            &self,
+            request: tonic::Request<super::super::super::request::v1::GetPolicyRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::GetPolicyResponse>,
+            tonic::Status,
+        >;
+        /// Deletes policies.
+        async fn delete_policy(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::DeletePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::DeletePolicyResponse>,
+            tonic::Status,
+        >;
+        /// Disables policies.
+        async fn disable_policy(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::DisablePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::DisablePolicyResponse>,
+            tonic::Status,
+        >;
+        /// Enables policies.
+        async fn enable_policy(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::EnablePolicyRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::EnablePolicyResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the ListAuditLogEntries method.
+        type ListAuditLogEntriesStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<
+                    super::super::super::response::v1::ListAuditLogEntriesResponse,
+                    tonic::Status,
+                >,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Streams audit log entries.
+        async fn list_audit_log_entries(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::ListAuditLogEntriesRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<Self::ListAuditLogEntriesStream>,
+            tonic::Status,
+        >;
+        /// Adds schemas, or replaces those with the same ids.
+        async fn add_or_update_schema(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::AddOrUpdateSchemaRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                super::super::super::response::v1::AddOrUpdateSchemaResponse,
+            >,
+            tonic::Status,
+        >;
+        /// Schema ids.
+        async fn list_schemas(
+            &self,
+            request: tonic::Request<super::super::super::request::v1::ListSchemasRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::ListSchemasResponse>,
+            tonic::Status,
+        >;
+        /// Reads schemas.
+        async fn get_schema(
+            &self,
+            request: tonic::Request<super::super::super::request::v1::GetSchemaRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::GetSchemaResponse>,
+            tonic::Status,
+        >;
+        /// Deletes schemas.
+        async fn delete_schema(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::DeleteSchemaRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::DeleteSchemaResponse>,
+            tonic::Status,
+        >;
+        /// Reloads the store.
+        async fn reload_store(
+            &self,
+            request: tonic::Request<super::super::super::request::v1::ReloadStoreRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::super::super::response::v1::ReloadStoreResponse>,
+            tonic::Status,
+        >;
+    }
+    /// Manages the PDP's policies and schemas and reads its audit log.
+    #[derive(Debug)]
+    pub struct CerbosAdminServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> CerbosAdminServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for CerbosAdminServiceServer<T>
+    where
+        T: CerbosAdminService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/cerbos.svc.v1.CerbosAdminService/AddOrUpdatePolicy" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddOrUpdatePolicySvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::AddOrUpdatePolicyRequest,
+                    > for AddOrUpdatePolicySvc<T> {
+                        type Response = super::super::super::response::v1::AddOrUpdatePolicyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::AddOrUpdatePolicyRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::add_or_update_policy(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddOrUpdatePolicySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/InspectPolicies" => {
+                    #[allow(non_camel_case_types)]
+                    struct InspectPoliciesSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::InspectPoliciesRequest,
+                    > for InspectPoliciesSvc<T> {
+                        type Response = super::super::super::response::v1::InspectPoliciesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::InspectPoliciesRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::inspect_policies(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = InspectPoliciesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/ListPolicies" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListPoliciesSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::ListPoliciesRequest,
+                    > for ListPoliciesSvc<T> {
+                        type Response = super::super::super::response::v1::ListPoliciesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::ListPoliciesRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::list_policies(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListPoliciesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/GetPolicy" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetPolicySvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::GetPolicyRequest,
+                    > for GetPolicySvc<T> {
+                        type Response = super::super::super::response::v1::GetPolicyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::GetPolicyRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::get_policy(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetPolicySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/DeletePolicy" => {
+                    #[allow(non_camel_case_types)]
+                    struct DeletePolicySvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::DeletePolicyRequest,
+                    > for DeletePolicySvc<T> {
+                        type Response = super::super::super::response::v1::DeletePolicyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::DeletePolicyRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::delete_policy(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DeletePolicySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/DisablePolicy" => {
+                    #[allow(non_camel_case_types)]
+                    struct DisablePolicySvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::DisablePolicyRequest,
+                    > for DisablePolicySvc<T> {
+                        type Response = super::super::super::response::v1::DisablePolicyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::DisablePolicyRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::disable_policy(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DisablePolicySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/EnablePolicy" => {
+                    #[allow(non_camel_case_types)]
+                    struct EnablePolicySvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::EnablePolicyRequest,
+                    > for EnablePolicySvc<T> {
+                        type Response = super::super::super::response::v1::EnablePolicyResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::EnablePolicyRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::enable_policy(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = EnablePolicySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/ListAuditLogEntries" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListAuditLogEntriesSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::ServerStreamingService<
+                        super::super::super::request::v1::ListAuditLogEntriesRequest,
+                    > for ListAuditLogEntriesSvc<T> {
+                        type Response = super::super::super::response::v1::ListAuditLogEntriesResponse;
+                        type ResponseStream = T::ListAuditLogEntriesStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::ListAuditLogEntriesRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::list_audit_log_entries(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListAuditLogEntriesSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/AddOrUpdateSchema" => {
+                    #[allow(non_camel_case_types)]
+                    struct AddOrUpdateSchemaSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::AddOrUpdateSchemaRequest,
+                    > for AddOrUpdateSchemaSvc<T> {
+                        type Response = super::super::super::response::v1::AddOrUpdateSchemaResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::AddOrUpdateSchemaRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::add_or_update_schema(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AddOrUpdateSchemaSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/ListSchemas" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListSchemasSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::ListSchemasRequest,
+                    > for ListSchemasSvc<T> {
+                        type Response = super::super::super::response::v1::ListSchemasResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::ListSchemasRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::list_schemas(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListSchemasSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/GetSchema" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetSchemaSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::GetSchemaRequest,
+                    > for GetSchemaSvc<T> {
+                        type Response = super::super::super::response::v1::GetSchemaResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::GetSchemaRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::get_schema(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetSchemaSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/DeleteSchema" => {
+                    #[allow(non_camel_case_types)]
+                    struct DeleteSchemaSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::DeleteSchemaRequest,
+                    > for DeleteSchemaSvc<T> {
+                        type Response = super::super::super::response::v1::DeleteSchemaResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::DeleteSchemaRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::delete_schema(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = DeleteSchemaSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/ReloadStore" => {
+                    #[allow(non_camel_case_types)]
+                    struct ReloadStoreSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::ReloadStoreRequest,
+                    > for ReloadStoreSvc<T> {
+                        type Response = super::super::super::response::v1::ReloadStoreResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::ReloadStoreRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::reload_store(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ReloadStoreSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for CerbosAdminServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "cerbos.svc.v1.CerbosAdminService";
+    impl<T> tonic::server::NamedService for CerbosAdminServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
