@@ -48,10 +48,10 @@ impl Client {
     {
         let config = &*self.config;
         let deadline = Instant::now() + config.timeout;
-        let metadata = config.metadata(
-            config.grpc_timeout.clone(),
-            std::slice::from_ref(authorization),
-        );
+        let headers = std::slice::from_ref(authorization);
+        // The trace context too, as on every other call.
+        let trace = config.trace_headers(headers);
+        let metadata = config.metadata(config.grpc_timeout.clone(), &trace, headers);
         let body: Bytes = codec::encode(request);
         let req = tonic::Request::from_parts(metadata, Default::default(), body);
         let open = async {
