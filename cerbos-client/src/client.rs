@@ -3,8 +3,11 @@
 #[cfg(feature = "admin")]
 mod admin_calls;
 mod codec;
+mod discover;
 
-use std::{sync::Arc, time::Duration};
+pub use discover::{Resolver, SystemResolver};
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use cerbos_proto::{
     cerbos::{request::v1 as request, response::v1 as response},
@@ -65,6 +68,8 @@ pub struct Client {
     grpc: Grpc<Channel>,
     health: HealthClient<Channel>,
     config: Arc<CallConfig>,
+    /// With a `dns:` target: what the resolver found.
+    discovery: Option<discover::Discovered>,
 }
 
 /// Per-call settings shared by all clones of a client, prepared once.
@@ -208,6 +213,8 @@ pub struct ClientBuilder {
     user_agent: Option<String>,
     limits: Limits,
     trace: Option<TraceProvider>,
+    resolver: Option<Arc<dyn Resolver>>,
+    resolve_interval: Duration,
 }
 
 /// A provider of the current trace context, called once per PDP call.
@@ -222,7 +229,9 @@ impl std::fmt::Debug for TraceProvider {
 
 impl ClientBuilder {
     /// Adds another PDP replica: calls are balanced across all endpoints
-    /// (power of two choices over the least loaded connections).
+    /// (power of two choices over the least loaded connections). For a
+    /// fleet whose replicas come and go, use one `dns:` target instead
+    /// (see [`resolver`](Self::resolver)).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoints.push(endpoint.into());
         self
@@ -334,6 +343,44 @@ impl ClientBuilder {
         self
     }
 
+    /// Replaces the resolver of a `dns:` target (default:
+    /// [`SystemResolver`], the operating system's).
+    ///
+    /// With `Client::builder("dns:///cerbos.ns.svc.cluster.local:3593")`
+    /// (a Kubernetes headless service: one A/AAAA record per ready pod),
+    /// the client resolves every address of the name, balances calls over
+    /// all of them, and re-resolves every
+    /// [`resolve_interval`](Self::resolve_interval) (10 s by default),
+    /// adding new replicas before removing gone ones. An empty answer or a
+    /// resolver error keeps the last good set (logged as a warning). Until
+    /// a first address is known, calls wait for the first resolution
+    /// (within their timeout); with none, they fail closed as
+    /// [`Error::Unavailable`]. With TLS settings, replicas are reached over
+    /// `https://` and their certificates are checked against the target's
+    /// host name unless `TlsConfig::domain_name` says otherwise.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cerbos_client::{Client, SystemResolver};
+    /// # async fn run() -> Result<(), cerbos_client::Error> {
+    /// let client = Client::builder("dns:///cerbos.cerbos.svc.cluster.local:3593")
+    ///     .resolver(SystemResolver) // the default; tests plug in their own
+    ///     .resolve_interval(Duration::from_secs(5))
+    ///     .build()?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub fn resolver(mut self, resolver: impl Resolver) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// How often a `dns:` target is re-resolved (default 10 s; must be
+    /// greater than zero). See [`resolver`](Self::resolver).
+    pub fn resolve_interval(mut self, interval: Duration) -> Self {
+        self.resolve_interval = interval;
+        self
+    }
+
     /// Sets the user agent (prepended to tonic's).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = Some(user_agent.into());
@@ -361,7 +408,7 @@ impl ClientBuilder {
     /// spawned on it): outside one, it is an [`Error::Config`] that says so,
     /// not a panic.
     pub fn build(self) -> Result<Client> {
-        let (endpoints, config) = self.prepare()?;
+        let (targets, config) = self.prepare()?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::Config(
                 "ClientBuilder::build must run inside a Tokio runtime (the connection's \
@@ -370,18 +417,74 @@ impl ClientBuilder {
                     .into(),
             ));
         }
+        let endpoints = match targets {
+            Targets::Static(endpoints) => endpoints,
+            Targets::Dns(target) => return Ok(self.discover(target, config)),
+        };
         let channel = match <[Endpoint; 1]>::try_from(endpoints) {
             Ok([endpoint]) => endpoint.connect_lazy(),
             Err(endpoints) => Channel::balance_list(endpoints.into_iter()),
         };
-        Ok(Client::from_parts(channel, config))
+        Ok(Client::from_parts(channel, config, None))
+    }
+
+    /// A client of the fleet behind `target`, with its resolving task.
+    fn discover(mut self, target: discover::DnsTarget, config: CallConfig) -> Client {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &mut self.tls {
+            tls.domain_name.get_or_insert_with(|| target.host.clone());
+        }
+        let resolver = self
+            .resolver
+            .take()
+            .unwrap_or_else(|| Arc::new(SystemResolver));
+        let (channel, changes) = Channel::balance_channel(16);
+        let (replicas, known) = tokio::sync::watch::channel(None);
+        let discovered = discover::Discovered {
+            target: format!("{}:{}", target.host, target.port).into(),
+            replicas: known,
+        };
+        let interval = self.resolve_interval;
+        tokio::spawn(discover::run(
+            target,
+            resolver,
+            interval,
+            move |address| self.discovered_endpoint(address),
+            changes,
+            replicas,
+        ));
+        Client::from_parts(channel, config, Some(discovered))
+    }
+
+    /// The endpoint of a discovered replica: `https://` with TLS settings,
+    /// `http://` otherwise.
+    fn discovered_endpoint(&self, address: SocketAddr) -> Result<Endpoint> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return self.endpoint_for(&format!("https://{address}"));
+        }
+        self.endpoint_for(&format!("http://{address}"))
     }
 
     /// Builds the client and connects now, failing if the PDP cannot be
     /// reached. With several endpoints the connections are still made
     /// lazily.
     pub async fn connect(self) -> Result<Client> {
-        let (endpoints, config) = self.prepare()?;
+        let (targets, config) = self.prepare()?;
+        let endpoints = match targets {
+            Targets::Static(endpoints) => endpoints,
+            Targets::Dns(target) => {
+                let timeout = config.timeout;
+                let client = self.discover(target, config);
+                if let Some(discovery) = &client.discovery {
+                    tokio::time::timeout(timeout, discovery.ready())
+                        .await
+                        .map_err(|_| Error::Timeout(timeout))?
+                        .map_err(|status| Error::from_status(status, timeout))?;
+                }
+                return Ok(client);
+            }
+        };
         let channel = match <[Endpoint; 1]>::try_from(endpoints) {
             Ok([endpoint]) => endpoint
                 .connect()
@@ -389,10 +492,10 @@ impl ClientBuilder {
                 .map_err(|e| Error::unavailable(error_chain(&e), e))?,
             Err(endpoints) => Channel::balance_list(endpoints.into_iter()),
         };
-        Ok(Client::from_parts(channel, config))
+        Ok(Client::from_parts(channel, config, None))
     }
 
-    fn prepare(self) -> Result<(Vec<Endpoint>, CallConfig)> {
+    fn prepare(&self) -> Result<(Targets, CallConfig)> {
         if self.endpoints.is_empty() {
             return Err(Error::Config("no PDP endpoint given".into()));
         }
@@ -416,11 +519,45 @@ impl ClientBuilder {
                 "max_resources_per_request and max_actions_per_resource must be at least 1".into(),
             ));
         }
-        let endpoints = self
+        let dns = self
             .endpoints
             .iter()
-            .map(|e| self.endpoint_for(e))
-            .collect::<Result<Vec<_>>>()?;
+            .find_map(|e| discover::DnsTarget::parse(e));
+        let targets = match dns {
+            Some(target) => {
+                let target = target?;
+                if self.endpoints.len() > 1 {
+                    return Err(Error::Config(
+                        "a dns: target already names every replica: do not add other \
+                         endpoints to it"
+                            .into(),
+                    ));
+                }
+                if self.resolve_interval.is_zero() {
+                    return Err(Error::Config(
+                        "the resolve interval must be greater than zero".into(),
+                    ));
+                }
+                // The settings of every replica's endpoint, checked now.
+                self.discovered_endpoint(SocketAddr::from(([127, 0, 0, 1], target.port)))?;
+                Targets::Dns(target)
+            }
+            None => {
+                if self.resolver.is_some() {
+                    return Err(Error::Config(
+                        "a resolver is set but the endpoint is not a dns: target \
+                         (use Client::builder(\"dns:///host:port\"))"
+                            .into(),
+                    ));
+                }
+                Targets::Static(
+                    self.endpoints
+                        .iter()
+                        .map(|e| self.endpoint_for(e))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            }
+        };
         let headers = parse_headers(&self.headers).map_err(Error::Config)?;
         let config = CallConfig {
             timeout: self.timeout,
@@ -430,7 +567,7 @@ impl ClientBuilder {
             limits: self.limits,
             trace: self.trace.clone(),
         };
-        Ok((endpoints, config))
+        Ok((targets, config))
     }
 
     fn endpoint_for(&self, address: &str) -> Result<Endpoint> {
@@ -438,8 +575,9 @@ impl ClientBuilder {
         let is_https = address.starts_with("https://");
         if !is_unix && !is_https && !address.starts_with("http://") {
             return Err(Error::Config(format!(
-                "endpoint {address:?} must start with http://, https:// or unix: \
-                 (for example http://127.0.0.1:3593 or unix:/var/run/cerbos.sock)"
+                "endpoint {address:?} must start with http://, https://, unix: or dns: \
+                 (for example http://127.0.0.1:3593, unix:/var/run/cerbos.sock or \
+                 dns:///cerbos.ns.svc.cluster.local:3593)"
             )));
         }
         let mut endpoint = Endpoint::from_shared(address.to_owned())
@@ -477,6 +615,12 @@ impl ClientBuilder {
         }
         Ok(endpoint)
     }
+}
+
+/// Where the PDPs are: a fixed list, or a name to resolve.
+enum Targets {
+    Static(Vec<Endpoint>),
+    Dns(discover::DnsTarget),
 }
 
 /// Validates metadata headers (an empty list allocates nothing).
@@ -536,7 +680,9 @@ pub struct ServerInfo {
 
 impl Client {
     /// A builder for a client of the PDP at `endpoint`: `http://host:port`,
-    /// `https://host:port` or `unix:/path/to.sock`.
+    /// `https://host:port` or `unix:/path/to.sock`, or of the fleet of PDPs
+    /// behind a DNS name, `dns:///host:port`, discovered and re-resolved
+    /// periodically (see [`ClientBuilder::resolver`]).
     pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             endpoints: vec![endpoint.into()],
@@ -553,14 +699,21 @@ impl Client {
                 max_actions_per_resource: 50,
             },
             trace: None,
+            resolver: None,
+            resolve_interval: Duration::from_secs(10),
         }
     }
 
-    fn from_parts(channel: Channel, config: CallConfig) -> Self {
+    fn from_parts(
+        channel: Channel,
+        config: CallConfig,
+        discovery: Option<discover::Discovered>,
+    ) -> Self {
         Client {
             grpc: Grpc::new(channel.clone()),
             health: HealthClient::new(channel),
             config: Arc::new(config),
+            discovery,
         }
     }
 
@@ -777,6 +930,9 @@ impl Client {
     where
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
+        if let Some(discovery) = &self.discovery {
+            discovery.ready().await?;
+        }
         let mut grpc = self.grpc.clone();
         grpc.ready().await.map_err(|e| {
             let e: Box<dyn std::error::Error + Send + Sync> = e.into();

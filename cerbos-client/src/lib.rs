@@ -22,7 +22,9 @@ pub use check::{CheckResources, CheckResourcesResponse, Effect, ResourceEntry, R
 #[cfg(feature = "tls")]
 pub use client::TlsConfig;
 #[cfg(feature = "grpc")]
-pub use client::{Client, ClientBuilder, HealthStatus, RetryPolicy, ServerInfo};
+pub use client::{
+    Client, ClientBuilder, HealthStatus, Resolver, RetryPolicy, ServerInfo, SystemResolver,
+};
 pub use error::{Error, ErrorMessage, GrpcCode, Result};
 pub use extract::MissingAuthorization;
 pub use model::{AttrValue, AuxData, InexactNumber, Principal, Resource};
