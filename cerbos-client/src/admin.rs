@@ -53,10 +53,15 @@
 //! For YAML, pass a deserializer of your YAML crate; every document of a
 //! multi-document file is a policy:
 //!
-//! ```ignore
-//! for document in serde_yaml::Deserializer::from_str(&std::fs::read_to_string("album.yaml")?) {
-//!     admin.add_or_update_policy(cerbos_client::admin::policy_from_deserializer(document)?).await?;
+//! ```no_run
+//! # async fn run(admin: cerbos_client::admin::AdminClient) -> Result<(), Box<dyn std::error::Error>> {
+//! use cerbos_client::admin::policy_from_deserializer;
+//!
+//! let text = std::fs::read_to_string("policies/album.yaml")?;
+//! for document in serde_yaml::Deserializer::from_str(&text) {
+//!     admin.add_or_update_policy(policy_from_deserializer(document)?).await?;
 //! }
+//! # Ok(()) }
 //! ```
 //!
 //! Credentials are sent as `authorization: Basic …` metadata on the admin

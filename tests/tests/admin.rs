@@ -662,3 +662,66 @@ async fn a_pdp_without_the_admin_api_says_so() {
     let err = admin(&client).list_schemas().await.unwrap_err();
     assert!(matches!(&err, AdminError::Unsupported { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn typed_policies_decide_and_round_trip_through_json() {
+    use cerbos_client::admin::policy::{
+        Policy, PrincipalPolicy, PrincipalRule, policy::PolicyType, principal_rule::Action,
+    };
+    use cerbos_client::proto::cerbos::effect::v1::Effect as WireEffect;
+
+    // A principal policy built in code: bob may edit any document.
+    let policy = Policy {
+        api_version: "api.cerbos.dev/v1".into(),
+        policy_type: Some(PolicyType::PrincipalPolicy(PrincipalPolicy {
+            principal: "bob".into(),
+            version: "default".into(),
+            rules: vec![PrincipalRule {
+                resource: "document".into(),
+                actions: vec![Action {
+                    action: "edit".into(),
+                    effect: WireEffect::Allow as i32,
+                    ..Default::default()
+                }],
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    // JSON and back: the same message.
+    let json = policy_to_json(&policy).unwrap();
+    assert_eq!(
+        json["principalPolicy"]["rules"][0]["actions"][0]["effect"],
+        "EFFECT_ALLOW"
+    );
+    assert_eq!(policy_from_json(&json.to_string()).unwrap(), policy);
+
+    let pdp = admin_pdp();
+    let client = client(&pdp);
+    let admin = admin(&client);
+    admin.add_or_update_policy(policy.clone()).await.unwrap();
+    let bob_edits = || {
+        client.is_allowed(
+            Principal::new("bob", ["user"]),
+            Resource::new("document", "d9"),
+            "edit",
+        )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !bob_edits().await.unwrap() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob is never allowed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = admin.list_policies(&PolicyFilter::new()).await.unwrap();
+    assert_eq!(ids, ["principal.bob.vdefault"]);
+    let mut stored = admin
+        .get_policy("principal.bob.vdefault")
+        .await
+        .unwrap()
+        .expect("stored");
+    stored.metadata = None;
+    assert_eq!(stored, policy);
+}
