@@ -200,6 +200,8 @@ pub struct Column {
     pub(crate) null_as: NullAs,
     pub(crate) relation: Option<Arc<Relation>>,
     pub(crate) role: Role,
+    /// Declared never NULL: its [`NullAs`] then never matters.
+    pub(crate) not_null: bool,
 }
 
 impl Column {
@@ -212,6 +214,7 @@ impl Column {
             null_as: NullAs::default(),
             relation: None,
             role: Role::Row,
+            not_null: false,
         }
     }
 
@@ -289,6 +292,7 @@ impl Column {
             null_as: NullAs::default(),
             relation: Some(Arc::new(relation)),
             role: Role::Row,
+            not_null: false,
         }
     }
 
@@ -315,6 +319,7 @@ impl Column {
             null_as: NullAs::default(),
             relation: None,
             role: Role::Row,
+            not_null: false,
         }
     }
 
@@ -322,6 +327,15 @@ impl Column {
     /// (default: [`NullAs::ExplicitNull`]).
     pub fn null_as(mut self, null_as: NullAs) -> Self {
         self.null_as = null_as;
+        self
+    }
+
+    /// Declares the column `NOT NULL`: its [`NullAs`] convention then
+    /// never matters, so comparing it with a column of either convention
+    /// is translated (two nullable columns of different conventions are
+    /// refused).
+    pub fn not_null(mut self) -> Self {
+        self.not_null = true;
         self
     }
 

@@ -697,6 +697,8 @@ impl PlanToSql {
                     && column.role == Role::Row
                     && right.role == Role::Row
                     && column.null_as != right.null_as
+                    && !column.not_null
+                    && !right.not_null
                 {
                     // A NULL is a null value on one side and a missing
                     // attribute on the other: refused, as every adapter
@@ -749,10 +751,15 @@ impl PlanToSql {
                     return Err(bad("an order comparison with null".into()));
                 }
                 if column.null_as == NullAs::Omitted {
+                    if operator == "ne" {
+                        // Present: never null; missing: an error.
+                        return Ok(leaf(col, Present::Const(true), OnNull::Error));
+                    }
                     return Err(bad(format!(
                         "comparing {name} with null: its NULL rows are sent without the \
                          attribute (NullAs::Omitted), and CEL does not treat a missing \
-                         attribute as null"
+                         attribute as null (no row has a null value: write the condition \
+                         without it, or declare NullAs::ExplicitNull)"
                     )));
                 }
                 Ok(if operator == "eq" {

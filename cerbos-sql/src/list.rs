@@ -31,8 +31,11 @@ use crate::column::{ElementType, Role};
 const ITEMS: &str = "cerbos_e";
 /// The derived table of the per-item results.
 const FOLDED: &str = "cerbos_f";
-/// The related table of a to-many relation.
+/// The related table of a to-many relation whose rows a lambda reads.
 const RELATED: &str = "cerbos_r";
+/// The related table of a relation read as items (`size`, a list of
+/// scalars): never the alias of the row a lambda is reading.
+const ITEM_ROWS: &str = "cerbos_s";
 
 /// How the per-item results are folded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,6 +260,7 @@ impl PlanToSql {
             null_as: NullAs::ExplicitNull,
             relation: None,
             role: Role::Element,
+            not_null: false,
         };
         // The body for an item of the declared kind must translate.
         let mut branches = vec![(
@@ -283,6 +287,7 @@ impl PlanToSql {
                 null_as: NullAs::ExplicitNull,
                 relation: None,
                 role: Role::Opaque,
+                not_null: false,
             };
             branches.push(("o", self.body(body, var, opaque, used).ok()));
         }
@@ -437,14 +442,11 @@ impl PlanToSql {
                 };
                 // The related table under its own alias: never confused
                 // with a table of the filtered query.
-                let related = Alias::new(self.alias(RELATED));
+                let related = Alias::new(self.alias(ITEM_ROWS));
                 let Some(element) = relation.element.clone() else {
                     // A list of objects: one opaque item per row.
-                    let foreign_key = (
-                        Alias::new(self.alias(RELATED)),
-                        relation.foreign_key.clone(),
-                    )
-                        .into_column_ref();
+                    let foreign_key =
+                        (related.clone(), relation.foreign_key.clone()).into_column_ref();
                     sql.push("(SELECT ")
                         .push(typed_null(Kind::String))
                         .push(" AS \"s\", ")
@@ -454,7 +456,7 @@ impl PlanToSql {
                         .push(" AS \"b\", 'o' AS \"t\" FROM ")
                         .push(&quoted(&relation.table.to_string()))
                         .push(" AS ")
-                        .push(&quoted(&self.alias(RELATED)))
+                        .push(&quoted(&self.alias(ITEM_ROWS)))
                         .push(" WHERE ")
                         .col(&foreign_key)
                         .push(" = ")
@@ -491,7 +493,7 @@ impl PlanToSql {
                     .push("' END AS \"t\" FROM ")
                     .push(&quoted(&relation.table.to_string()))
                     .push(" AS ")
-                    .push(&quoted(&self.alias(RELATED)))
+                    .push(&quoted(&self.alias(ITEM_ROWS)))
                     .push(" WHERE ")
                     .col(&foreign_key)
                     .push(" = ")

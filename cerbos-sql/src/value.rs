@@ -23,7 +23,10 @@ use super::*;
 /// The CEL type of a value computed in SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ty {
+    /// A CEL double (every number of an attribute).
     Number,
+    /// A CEL int: `int(x)` of an integer column.
+    Int,
     String,
     Bool,
     /// Microseconds since the Unix epoch (PostgreSQL `timestamptz`, or
@@ -36,8 +39,8 @@ pub(crate) enum Ty {
 pub(crate) enum Val {
     /// A constant of the plan.
     Const(AttrValue),
-    /// A timestamp constant, in microseconds since the Unix epoch.
-    Instant(i64),
+    /// A timestamp constant, in nanoseconds since the Unix epoch.
+    Instant(i128),
     /// A value computed in SQL; NULL is a CEL evaluation error.
     Sql(SimpleExpr, Ty),
 }
@@ -176,6 +179,54 @@ impl PlanToSql {
                 let case: SimpleExpr = case.into();
                 Ok(Val::Sql(case, ty))
             }
+            // int() of an integer column: the double CEL holds is an
+            // integer, truncation changes nothing; beyond 2^63 an error.
+            ("int", [Operand::Variable(name)]) => {
+                let column = self.column_of(name, used)?;
+                if column.ty != Some(ColumnType::Integer) || column.role != Role::Row {
+                    return Err(bad(&format!(
+                        "int() of {name}: only of a declared integer column (SQL casts round \
+                         or read prefixes where CEL truncates or fails)"
+                    )));
+                }
+                let (real, int) = match self.dialect {
+                    Dialect::Postgres => ("float8", "bigint"),
+                    Dialect::Sqlite => ("REAL", "INTEGER"),
+                    Dialect::MySql => return Err(bad("for MySQL")),
+                };
+                let col = Expr::col(column.column.clone());
+                let expr = self.cust(
+                    &format!(
+                        "(CASE WHEN abs(CAST(? AS {real})) >= 9223372036854775808.0 THEN NULL \
+                         ELSE CAST(CAST(? AS {real}) AS {int}) END)"
+                    ),
+                    [col.clone().into(), col.into()],
+                );
+                Ok(Val::Sql(expr, Ty::Int))
+            }
+            // int % constant: truncated, as CEL and SQL both are.
+            ("mod", [a, Operand::Value(AttrValue::Number(d))]) => {
+                let a = self.val(a, used)?;
+                if a.ty() != Some(Ty::Int) {
+                    return Err(bad(
+                        "`%` of a value that is not an int() (CEL has no double modulo)",
+                    ));
+                }
+                if d.fract() != 0.0 || d.abs() >= 9.0e15 || *d == -1.0 {
+                    return Err(bad(&format!(
+                        "`%` by {d}: only by an integer other than -1"
+                    )));
+                }
+                let a = self.sql(&a, operator)?;
+                if *d == 0.0 {
+                    // Modulo by zero is an error.
+                    return Ok(Val::Sql(Expr::cust(UNKNOWN), Ty::Int));
+                }
+                Ok(Val::Sql(
+                    self.cust("(? % ?)", [a, Expr::val(*d as i64).into()]),
+                    Ty::Int,
+                ))
+            }
             ("timestamp", [Operand::Value(AttrValue::String(s))]) => parse_timestamp(s)
                 .map(Val::Instant)
                 .ok_or_else(|| bad(&format!("{s:?} is not an RFC 3339 timestamp"))),
@@ -228,7 +279,7 @@ impl PlanToSql {
         let bad = |detail: String| Self::unsupported(operator, detail);
         match v {
             Val::Sql(e, _) => Ok(e.clone()),
-            Val::Instant(micros) => Ok(self.instant(*micros)),
+            Val::Instant(nanos) => Ok(self.instant(nanos.div_euclid(1000))),
             Val::Const(AttrValue::Number(f)) if f.is_nan() => Ok(match self.dialect {
                 Dialect::Postgres => Expr::cust("CAST('NaN' AS float8)"),
                 // No NaN: unknown.
@@ -256,7 +307,8 @@ impl PlanToSql {
         }
     }
 
-    fn instant(&self, micros: i64) -> SimpleExpr {
+    fn instant(&self, micros: i128) -> SimpleExpr {
+        let micros = i64::try_from(micros).unwrap_or(if micros < 0 { i64::MIN } else { i64::MAX });
         match self.dialect {
             // Exact: microseconds are timestamptz's resolution.
             Dialect::Postgres => self.cust1(
@@ -380,7 +432,16 @@ impl PlanToSql {
     fn compare_values(&self, operator: &str, a: Val, b: Val) -> Result<SimpleExpr, Error> {
         let bad = |detail: String| Self::unsupported(operator, detail);
         let equality = matches!(operator, "eq" | "ne");
-        let ty = match (a.ty(), b.ty()) {
+        // An int compares with a double by value (CEL compares numbers
+        // across types).
+        let numeric = |t: Option<Ty>| {
+            if t == Some(Ty::Int) {
+                Some(Ty::Number)
+            } else {
+                t
+            }
+        };
+        let ty = match (numeric(a.ty()), numeric(b.ty())) {
             (Some(x), Some(y)) if x == y => x,
             (Some(_), Some(_)) if equality => {
                 // CEL never equates values of different types.
@@ -418,6 +479,21 @@ impl PlanToSql {
             }
             (Val::Instant(x), Val::Instant(y)) => return Ok(constant(compare_ord(operator, x, y))),
             _ => {}
+        }
+        // A column against an instant between two microseconds (SQL's
+        // resolution): `<` is `<=` the microsecond below, `>` is `>` it,
+        // and nothing is equal.
+        for (column, instant, op) in [(&a, &b, operator), (&b, &a, mirror(operator))] {
+            if let (Val::Sql(e, Ty::Timestamp), Val::Instant(nanos)) = (column, instant)
+                && nanos.rem_euclid(1000) != 0
+            {
+                let below = Val::Instant(nanos - nanos.rem_euclid(1000));
+                return match op {
+                    "eq" | "ne" => Ok(unless_null(&[e], constant(op == "ne"))),
+                    "lt" | "le" => self.compare_values("le", column.clone(), below),
+                    _ => self.compare_values("gt", column.clone(), below),
+                };
+            }
         }
         // NaN against a computed number: decided, unless unknown.
         for (nan, other) in [(&a, &b), (&b, &a)] {
@@ -726,9 +802,9 @@ pub(crate) fn cel_double_string(f: f64) -> Option<String> {
     Some(format!("{f}"))
 }
 
-/// An RFC 3339 timestamp as microseconds since the Unix epoch; `None` if
-/// it is malformed or finer than a microsecond.
-pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
+/// An RFC 3339 timestamp as nanoseconds since the Unix epoch (CEL's
+/// resolution); `None` if it is malformed.
+pub(crate) fn parse_timestamp(s: &str) -> Option<i128> {
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
@@ -746,7 +822,7 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
     let mut i = 19;
-    let mut micros = 0i64;
+    let mut nanos = 0i128;
     if b.get(i) == Some(&b'.') {
         let start = i + 1;
         i = start;
@@ -757,12 +833,7 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
         if frac.is_empty() || frac.len() > 9 {
             return None;
         }
-        let (us, below) = frac.split_at(frac.len().min(6));
-        if below.bytes().any(|c| c != b'0') {
-            // Finer than SQL's timestamps.
-            return None;
-        }
-        micros = format!("{us:0<6}").parse().ok()?;
+        nanos = format!("{frac:0<9}").parse().ok()?;
     }
     let offset_minutes = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
@@ -805,7 +876,7 @@ pub(crate) fn parse_timestamp(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    seconds.checked_mul(1_000_000)?.checked_add(micros)
+    Some(i128::from(seconds) * 1_000_000_000 + nanos)
 }
 
 #[cfg(test)]
@@ -833,10 +904,14 @@ mod unit {
             parse_timestamp("2024-06-01T00:00:00Z")
         );
         assert_eq!(
-            parse_timestamp("2020-03-15T10:30:00.123456Z").map(|m| m % 1_000_000),
-            Some(123_456)
+            parse_timestamp("2020-03-15T10:30:00.123456Z").map(|n| n % 1_000_000_000),
+            Some(123_456_000)
         );
-        assert_eq!(parse_timestamp("2020-03-15T10:30:00.1234567Z"), None);
+        assert_eq!(
+            parse_timestamp("2026-11-23T02:44:45.837794167Z").map(|n| n % 1_000_000_000),
+            Some(837_794_167)
+        );
+        assert_eq!(parse_timestamp("2020-03-15T10:30:00.1234567891Z"), None);
         assert_eq!(parse_timestamp("2021-02-29T00:00:00Z"), None);
         assert_eq!(parse_timestamp("2024-06-01 00:00:00Z"), None);
     }

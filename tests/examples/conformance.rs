@@ -61,6 +61,10 @@ use serde_json::{Map, Value as Json, json};
 const RESOURCE: &str = "adversarial_resource";
 const TAG: &str = "adversarial_tag";
 const PARENT: &str = "adversarial_parent";
+const INNER: &str = "adversarial_inner";
+const CATEGORY: &str = "adversarial_category";
+const SUB_CATEGORY: &str = "adversarial_sub_category";
+const LABEL: &str = "adversarial_label";
 
 /// The corpus attributes mapped to the pgx-like schema, as far as the
 /// current `cerbos-sql` API can express them. Extend it here when
@@ -91,10 +95,19 @@ fn mapper(dialect: Dialect) -> PlanToSql {
     ];
     let mut to_sql = PlanToSql::new(dialect)
         // The primary key, which the plan names `request.resource.id`.
-        .column("request.resource.id", Column::string(resource("id")))
-        .column(attr("aBool"), Column::bool(resource("a_bool")))
-        .column(attr("aString"), Column::string(resource("a_string")))
-        .column(attr("aNumber"), Column::integer(resource("a_number")))
+        .column(
+            "request.resource.id",
+            Column::string(resource("id")).not_null(),
+        )
+        .column(attr("aBool"), Column::bool(resource("a_bool")).not_null())
+        .column(
+            attr("aString"),
+            Column::string(resource("a_string")).not_null(),
+        )
+        .column(
+            attr("aNumber"),
+            Column::integer(resource("a_number")).not_null(),
+        )
         .column(
             attr("aDouble"),
             Column::double(resource("a_double")).null_as(NullAs::Omitted),
@@ -104,7 +117,10 @@ fn mapper(dialect: Dialect) -> PlanToSql {
             Column::string(resource("a_optional_string")).null_as(NullAs::Omitted),
         )
         // An ISO date string column: `timestamp(createdBy)` is refused.
-        .column(attr("createdBy"), Column::string(resource("created_by")))
+        .column(
+            attr("createdBy"),
+            Column::string(resource("created_by")).not_null(),
+        )
         // `owner` and `coOwner` alias `a_optional_string` and `scope` under
         // the other convention: the oracle sends an explicit null for them.
         .column(attr("owner"), Column::string(resource("a_optional_string")))
@@ -113,14 +129,12 @@ fn mapper(dialect: Dialect) -> PlanToSql {
             attr("scope"),
             Column::string(resource("scope")).null_as(NullAs::Omitted),
         )
-        // Only `== null` / `!= null` are translated on timestamp columns.
-        .column(
-            attr("createdAt"),
-            Column::timestamp(resource("created_at")).null_as(NullAs::Omitted),
-        )
         // Not a nested column: the pgx harness maps `obj.inner` to the row's
         // own `a_string` (and the oracle sends `obj.inner` = `aString`).
-        .column(attr("obj.inner"), Column::string(resource("a_string")))
+        .column(
+            attr("obj.inner"),
+            Column::string(resource("a_string")).not_null(),
+        )
         // The tag names with NULL names as explicit null items.
         .column(
             attr("tagNames"),
@@ -137,16 +151,103 @@ fn mapper(dialect: Dialect) -> PlanToSql {
     for (variable, column) in parent_columns {
         to_sql = to_sql.joined_column(variable, column, parent_join());
     }
-    // Left unmapped, because the current API cannot express them:
-    // - `tags` (objects `{id, name}`, reached as `t.name` in lambdas) and
-    //   `categories` (objects with nested `subCategories` and `labels`):
-    //   no relation of objects with fields;
-    // - `mainCategory.subCategories` / `mainCategory.subNames`: a to-many
-    //   relation reached through the category table (a chain), with the
-    //   hop required to exist (an absent `mainCategory` is an error);
-    // - `parent.inner.*`: a second to-one hop (a join whose ON needs the
-    //   parent join, which `joined_column` adds only when the plan uses a
-    //   parent column).
+    // `parent.inner`: the inner row of the parent row, a second to-one hop.
+    let inner = |column: &str| (Alias::new(INNER), Alias::new(column));
+    let inner_join =
+        || Join::new(Alias::new(INNER), parent("id"), inner("parent_id")).after(parent_join());
+    for (name, column) in [
+        ("aBool", Column::bool(inner("a_bool"))),
+        ("aString", Column::string(inner("a_string"))),
+        ("aNumber", Column::integer(inner("a_number"))),
+        (
+            "aOptionalString",
+            Column::string(inner("a_optional_string")),
+        ),
+    ] {
+        to_sql = to_sql.joined_column(
+            attr(&format!("parent.inner.{name}")),
+            column.null_as(NullAs::Omitted),
+            inner_join(),
+        );
+    }
+    // Fields of related rows, named without their table. A NULL name is
+    // left out of the object the oracle sends: `Omitted`.
+    let field = |column: &str| Column::string(Alias::new(column)).null_as(NullAs::Omitted);
+    let tags = Relation::objects(Alias::new(TAG), Alias::new("resource_id"), resource("id"))
+        .field("id", field("tag_id"))
+        .field("name", field("name"));
+    let labels = || {
+        Relation::objects(
+            Alias::new(LABEL),
+            Alias::new("sub_category_id"),
+            Alias::new("id"),
+        )
+        .field("name", field("name"))
+    };
+    let categories = Relation::objects(
+        Alias::new(CATEGORY),
+        Alias::new("resource_id"),
+        resource("id"),
+    )
+    .field("name", field("name"))
+    .field(
+        "subCategories",
+        Column::related_objects(
+            Relation::objects(
+                Alias::new(SUB_CATEGORY),
+                Alias::new("category_id"),
+                Alias::new("id"),
+            )
+            .field("name", field("name"))
+            .field("labels", Column::related_objects(labels())),
+        ),
+    );
+    // `mainCategory`: the resource's one category row, joined (a missing
+    // one is a missing attribute), then its sub-categories (without
+    // labels: the oracle sends none there).
+    let category = |column: &str| (Alias::new(CATEGORY), Alias::new(column));
+    let category_join = || {
+        Join::new(
+            Alias::new(CATEGORY),
+            resource("id"),
+            category("resource_id"),
+        )
+    };
+    to_sql = to_sql
+        .column(attr("tags"), Column::related_objects(tags))
+        .column(attr("categories"), Column::related_objects(categories))
+        .joined_column(
+            attr("mainCategory.subCategories"),
+            Column::related_objects(
+                Relation::objects(
+                    Alias::new(SUB_CATEGORY),
+                    Alias::new("category_id"),
+                    category("id"),
+                )
+                .field("name", field("name")),
+            ),
+            category_join(),
+        )
+        .joined_column(
+            attr("mainCategory.subNames"),
+            Column::related_list(
+                ElementType::String,
+                Relation::new(
+                    Alias::new(SUB_CATEGORY),
+                    Alias::new("category_id"),
+                    category("id"),
+                    Alias::new("name"),
+                ),
+            ),
+            category_join(),
+        );
+    // `createdAt`: timestamptz in PostgreSQL; microseconds since the epoch
+    // in SQLite, which has no timestamp type.
+    let created_at = match dialect {
+        Dialect::Postgres => Column::timestamp(resource("created_at")),
+        _ => Column::unix_micros(resource("created_at")),
+    };
+    to_sql = to_sql.column(attr("createdAt"), created_at.null_as(NullAs::Omitted));
     to_sql
 }
 
@@ -724,7 +825,7 @@ fn rows(corpus: &Corpus) -> Vec<(&'static str, Vec<&'static str>, Vec<Val>)> {
 fn seed_sqlite(db: &rusqlite::Connection, corpus: &Corpus) -> Result<()> {
     use rusqlite::types::Value as V;
     let schema = SCHEMA
-        .replace("{timestamp}", "text")
+        .replace("{timestamp}", "integer")
         .replace("{serial}", "INTEGER PRIMARY KEY");
     db.execute_batch(&schema)
         .map_err(|e| format!("SQLite schema: {e}"))?;
@@ -737,7 +838,20 @@ fn seed_sqlite(db: &rusqlite::Connection, corpus: &Corpus) -> Result<()> {
         let params: Vec<V> = values
             .into_iter()
             .map(|v| match v {
-                Val::Text(s) | Val::Timestamp(s) => s.map_or(V::Null, V::Text),
+                Val::Text(s) => s.map_or(V::Null, V::Text),
+                // Microseconds since the epoch: whole seconds from SQLite's
+                // own parser, the fraction from the text.
+                Val::Timestamp(s) => s.map_or(V::Null, |s| {
+                    let (whole, fraction) = match s.split_once('.') {
+                        Some((w, f)) => (format!("{w}Z"), f.trim_end_matches('Z').to_owned()),
+                        None => (s.clone(), String::new()),
+                    };
+                    let seconds: i64 = db
+                        .query_row("SELECT unixepoch(?1)", [&whole], |r| r.get(0))
+                        .expect("SQLite parses the corpus's RFC 3339 timestamps");
+                    let micros: i64 = format!("{fraction:0<6}").parse().unwrap_or(0);
+                    V::Integer(seconds * 1_000_000 + micros)
+                }),
                 Val::Int(i) => V::Integer(i),
                 Val::Real(f) => f.map_or(V::Null, V::Real),
                 Val::Bool(b) => V::Integer(i64::from(b)),

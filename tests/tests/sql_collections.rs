@@ -44,8 +44,6 @@ const REFUSED: &[&str] = &[
     "tags_eq_list",
     // `except`.
     "except_size",
-    // A list operation inside a lambda.
-    "nested",
     // A relation is never null: only list operations apply.
     "members_eq_null",
 ];
