@@ -210,6 +210,10 @@ impl fmt::Debug for AdminCredentials {
 ///
 /// Cheap to clone; every method takes `&self`.
 ///
+/// Every call has the client's timeout and retries: a call that fails with
+/// `UNAVAILABLE` is sent again, which is harmless for these idempotent
+/// operations (a repeated delete counts 0 the second time).
+///
 /// A database store applies changes asynchronously: a policy added,
 /// enabled, disabled or deleted decides checks within moments of the call's
 /// answer, not necessarily at once.
@@ -692,7 +696,12 @@ impl LogEntry for DecisionLogEntry {
 }
 
 /// Audit log entries as the PDP streams them; read them with
-/// [`AuditLog::next`] or [`AuditLog::collect`].
+/// [`AuditLog::next`], [`AuditLog::collect`] or [`AuditLog::into_stream`].
+///
+/// Reading them all must finish within the client's call timeout (the
+/// PDP is told so too): for long reads (`Since` a day, `Tail(1000)` of large
+/// entries), make the [`AdminClient`] from a client built with a longer
+/// [`timeout`](crate::ClientBuilder::timeout).
 pub struct AuditLog<T> {
     client: Client,
     stream: Streaming<response::ListAuditLogEntriesResponse>,
@@ -734,6 +743,19 @@ impl<T: LogEntry> AuditLog<T> {
             entries.push(entry);
         }
         Ok(entries)
+    }
+
+    /// The (remaining) entries as a [`Stream`](futures_util::Stream), for
+    /// stream combinators; it ends after the first error.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<T, AdminError>> + Send {
+        futures_util::stream::unfold(Some(self), |log| async move {
+            let mut log = log?;
+            match log.next().await {
+                Ok(Some(entry)) => Some((Ok(entry), Some(log))),
+                Ok(None) => None,
+                Err(err) => Some((Err(err), None)),
+            }
+        })
     }
 }
 

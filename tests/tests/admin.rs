@@ -496,13 +496,18 @@ async fn audit_log_tail_since_between_lookup() {
     assert_eq!(&last[0].call_id, delete_call);
 
     // Since and between: all three checks.
-    let since = admin
-        .decision_log(AuditLogFilter::Since(Duration::from_secs(300)))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    // (read as a stream this time)
+    let mut stream = std::pin::pin!(
+        admin
+            .decision_log(AuditLogFilter::Since(Duration::from_secs(300)))
+            .await
+            .unwrap()
+            .into_stream()
+    );
+    let mut since = Vec::new();
+    while let Some(entry) = tokio_stream::StreamExt::next(&mut stream).await {
+        since.push(entry.unwrap());
+    }
     for id in &call_ids {
         assert!(since.iter().any(|e| &e.call_id == id), "{id} in {since:?}");
     }
@@ -556,6 +561,16 @@ async fn audit_log_tail_since_between_lookup() {
         .unwrap();
     for id in &call_ids {
         assert!(recent.iter().any(|e| &e.call_id == id), "{id}");
+    }
+    // The admin calls are logged too, without their credentials.
+    assert!(
+        recent
+            .iter()
+            .any(|e| e.method == "/cerbos.svc.v1.CerbosAdminService/AddOrUpdatePolicy"),
+        "{recent:?}"
+    );
+    for entry in &recent {
+        assert!(!entry.metadata.contains_key("authorization"), "{entry:?}");
     }
 
     // Filters the PDP cannot take are errors before anything is sent.
@@ -724,4 +739,61 @@ async fn typed_policies_decide_and_round_trip_through_json() {
         .expect("stored");
     stored.metadata = None;
     assert_eq!(stored, policy);
+}
+
+#[tokio::test]
+async fn admin_over_tls_with_the_clients_tls_settings() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["cerbos.test".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("cerbos-admin-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
+    let pdp = admin_pdp_builder()
+        .tls(dir.join("server.pem"), dir.join("server.key"), None)
+        .start()
+        .expect("the PDP starts with TLS and the Admin API");
+    assert!(pdp.grpc_endpoint().starts_with("https://"));
+
+    let client = Client::builder(pdp.grpc_endpoint())
+        .tls(
+            cerbos_client::TlsConfig::new()
+                .ca_certificate(ca.pem())
+                .domain_name("cerbos.test"),
+        )
+        .timeout(TIMEOUT)
+        .build()
+        .unwrap();
+    let admin = admin(&client);
+    admin
+        .add_or_update_policies(yaml_policies(DOCUMENT_POLICIES))
+        .await
+        .expect("the policies are added over TLS");
+    assert_eq!(
+        admin.list_policies(&PolicyFilter::new()).await.unwrap(),
+        [DERIVED_ROLES_ID, RESOURCE_POLICY_ID]
+    );
+    settles(&client, "edit", Effect::Allow).await;
+
+    // A client that does not trust the PDP's CA gets no admin answer.
+    let untrusting = Client::builder(pdp.grpc_endpoint())
+        .tls(cerbos_client::TlsConfig::new().domain_name("cerbos.test"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let err = self::admin(&untrusting).list_schemas().await.unwrap_err();
+    assert!(
+        matches!(&err, AdminError::Client(e) if e.is_unavailable()),
+        "{err:?}"
+    );
+    drop(pdp);
+    let _ = std::fs::remove_dir_all(&dir);
 }
