@@ -838,3 +838,131 @@ pub fn policy_to_json(policy: &Policy) -> Result<serde_json::Value, AdminError> 
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_basic_auth_sensitive_and_never_printed() {
+        // The PDP's documented default credentials, cerbos:cerbosAdmin.
+        let credentials = AdminCredentials::new("cerbos", "cerbosAdmin").unwrap();
+        assert_eq!(
+            credentials.authorization.to_str().unwrap(),
+            "Basic Y2VyYm9zOmNlcmJvc0FkbWlu"
+        );
+        assert!(credentials.authorization.is_sensitive());
+        assert_eq!(credentials.username(), "cerbos");
+        let debug = format!("{credentials:?}");
+        assert!(
+            !debug.contains("cerbosAdmin") && !debug.contains("Y2Vy"),
+            "{debug}"
+        );
+        for (user, password) in [("", "p"), ("a:b", "p"), ("a\nb", "p"), ("a", "p\r\n")] {
+            assert!(
+                matches!(AdminCredentials::new(user, password), Err(Error::Config(_))),
+                "{user:?} {password:?}"
+            );
+        }
+        // Any printable password, ':' included.
+        assert!(AdminCredentials::new("a", "pä:ss wörd").is_ok());
+    }
+
+    #[test]
+    fn statuses_map_to_matchable_admin_errors() {
+        let status = |code| Error::Status {
+            code: GrpcCode(code),
+            message: "m".into(),
+        };
+        assert!(matches!(
+            AdminError::from(status(16)),
+            AdminError::Unauthenticated { .. }
+        ));
+        assert!(matches!(
+            AdminError::from(status(12)),
+            AdminError::Unsupported { .. }
+        ));
+        assert!(matches!(
+            AdminError::from(status(13)),
+            AdminError::Client(Error::Status { .. })
+        ));
+        assert!(matches!(
+            AdminError::from(Error::Timeout(std::time::Duration::from_secs(1))),
+            AdminError::Client(Error::Timeout(_))
+        ));
+    }
+
+    #[test]
+    fn audit_log_filters_the_pdp_cannot_take_are_refused() {
+        use request::list_audit_log_entries_request::Filter;
+        assert!(AuditLogFilter::Tail(0).into_wire().is_err());
+        assert_eq!(
+            AuditLogFilter::Tail(7).into_wire().unwrap(),
+            Filter::Tail(7)
+        );
+        let now = SystemTime::now();
+        let earlier = now - std::time::Duration::from_secs(60);
+        assert!(
+            AuditLogFilter::Between {
+                start: now,
+                end: earlier
+            }
+            .into_wire()
+            .is_err()
+        );
+        let Filter::Between(range) = (AuditLogFilter::Between {
+            start: earlier,
+            end: now,
+        })
+        .into_wire()
+        .unwrap() else {
+            panic!("a range")
+        };
+        assert_eq!(range.start, Some(earlier.into()));
+        assert_eq!(range.end, Some(now.into()));
+        let Filter::Since(since) = AuditLogFilter::Since(std::time::Duration::from_millis(1500))
+            .into_wire()
+            .unwrap()
+        else {
+            panic!("a duration")
+        };
+        assert_eq!((since.seconds, since.nanos), (1, 500_000_000));
+        assert!(
+            AuditLogFilter::Since(std::time::Duration::MAX)
+                .into_wire()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn policy_json_keeps_every_value_or_refuses() {
+        let policy = policy_from_json(
+            r#"{"api_version": "api.cerbos.dev/v1", "disabled": true,
+                "metadata": {"annotations": {"team": "a"}, "hash": "18446744073709551615"},
+                "exportConstants": {"name": "c", "definitions": {"big": 1e300, "neg": -0.5}}}"#,
+        )
+        .unwrap();
+        assert!(policy.disabled);
+        let metadata = policy.metadata.as_ref().unwrap();
+        assert_eq!(metadata.hash, Some(u64::MAX));
+        assert_eq!(metadata.annotations["team"], "a");
+        let json = policy_to_json(&policy).unwrap();
+        assert_eq!(json["metadata"]["hash"], "18446744073709551615");
+        assert_eq!(policy_from_json(&json.to_string()).unwrap(), policy);
+        // A number that does not fit, a duplicate oneof member.
+        for text in [
+            r#"{"metadata": {"hash": "18446744073709551616"}}"#,
+            r#"{"resourcePolicy": {}, "principalPolicy": {}}"#,
+            r#"[]"#,
+            r#"{"disabled": "yes"}"#,
+        ] {
+            assert!(
+                matches!(
+                    policy_from_json(text),
+                    Err(AdminError::InvalidPolicy { .. })
+                ),
+                "{text}"
+            );
+        }
+    }
+}
