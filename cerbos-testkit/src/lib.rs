@@ -29,18 +29,17 @@
 //!
 //! The PDP's telemetry is always disabled.
 //!
-//! For the Admin API, [`PdpBuilder::admin_api`] enables it with the fixed
-//! test credentials [`ADMIN_USERNAME`] and [`ADMIN_PASSWORD`],
-//! [`PdpBuilder::mutable_store`] stores policies in a SQLite database (which
-//! the Admin API can change) instead of serving the policy directory, and
+//! For the Admin API, [`Pdp::builder_with_mutable_store`] stores policies
+//! in a SQLite database (which the Admin API can change) instead of serving
+//! a policy directory, [`PdpBuilder::admin_api`] enables the Admin API with
+//! the fixed test credentials [`ADMIN_USERNAME`] and [`ADMIN_PASSWORD`], and
 //! [`PdpBuilder::audit_log`] records access and decision logs with the
 //! `local` audit backend, which the Admin API reads:
 //!
 //! ```no_run
 //! use cerbos_testkit::{ADMIN_PASSWORD, ADMIN_USERNAME, Pdp};
 //!
-//! let pdp = Pdp::builder("unused-with-a-mutable-store")
-//!     .mutable_store(true)
+//! let pdp = Pdp::builder_with_mutable_store()
 //!     .admin_api(true)
 //!     .audit_log(true)
 //!     .start()
@@ -110,6 +109,9 @@ pub enum Error {
         /// The last lines of `initdb`'s or the server's output, if any.
         log_tail: String,
     },
+    /// The builder's settings contradict each other. The message says what
+    /// to change.
+    Config(String),
     /// Any other I/O error.
     Io(std::io::Error),
 }
@@ -134,6 +136,7 @@ impl fmt::Display for Error {
                     "PostgreSQL: {message}\n--- PostgreSQL log (tail) ---\n{log_tail}"
                 )
             }
+            Error::Config(m) => write!(f, "invalid PDP settings: {m}"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -404,7 +407,8 @@ struct Tls {
 /// Configures and starts a [`Pdp`].
 #[derive(Debug, Clone)]
 pub struct PdpBuilder {
-    policy_dir: PathBuf,
+    /// `None`: the SQLite store.
+    policy_dir: Option<PathBuf>,
     unix_socket: bool,
     sets: Vec<(String, String)>,
     config_yaml: Option<String>,
@@ -414,7 +418,6 @@ pub struct PdpBuilder {
     tls: Option<Tls>,
     log_level: String,
     admin_api: bool,
-    mutable_store: bool,
     audit_log: bool,
 }
 
@@ -422,7 +425,7 @@ impl PdpBuilder {
     /// A PDP serving the policies in `policy_dir`.
     pub fn new(policy_dir: impl Into<PathBuf>) -> Self {
         PdpBuilder {
-            policy_dir: policy_dir.into(),
+            policy_dir: Some(policy_dir.into()),
             unix_socket: false,
             sets: Vec::new(),
             config_yaml: None,
@@ -432,8 +435,18 @@ impl PdpBuilder {
             tls: None,
             log_level: "warn".into(),
             admin_api: false,
-            mutable_store: false,
             audit_log: false,
+        }
+    }
+
+    /// A PDP that stores policies in a SQLite database in its temporary
+    /// directory (`storage.driver=sqlite3`), which the Admin API can
+    /// change ([`PdpBuilder::admin_api`]). The store starts empty and
+    /// survives [`Pdp::restart`].
+    pub fn with_mutable_store() -> Self {
+        PdpBuilder {
+            policy_dir: None,
+            ..PdpBuilder::new("")
         }
     }
 
@@ -505,15 +518,6 @@ impl PdpBuilder {
         self
     }
 
-    /// Stores policies in a SQLite database in the PDP's temporary
-    /// directory (`storage.driver=sqlite3`), which the Admin API can
-    /// change, instead of serving the policy directory (which is then not
-    /// read). The store starts empty and survives [`Pdp::restart`].
-    pub fn mutable_store(mut self, yes: bool) -> Self {
-        self.mutable_store = yes;
-        self
-    }
-
     /// Records access and decision logs with the `local` audit backend, in
     /// the PDP's temporary directory, flushed every second (the PDP's
     /// minimum); the Admin API reads them.
@@ -524,6 +528,13 @@ impl PdpBuilder {
 
     /// Starts the PDP and waits until it is healthy.
     pub fn start(self) -> Result<Pdp> {
+        if self.policy_dir.is_none() && self.watch {
+            return Err(Error::Config(
+                "watch_for_changes watches a policy directory: a PDP with a mutable \
+                 store has none (use Pdp::builder(dir) to serve a directory)"
+                    .into(),
+            ));
+        }
         let binary = match &self.binary {
             Some(b) => b.clone(),
             None => cerbos_binary()?,
@@ -630,6 +641,12 @@ impl Pdp {
         PdpBuilder::new(policy_dir)
     }
 
+    /// A builder for a PDP with a mutable (SQLite) store; see
+    /// [`PdpBuilder::with_mutable_store`].
+    pub fn builder_with_mutable_store() -> PdpBuilder {
+        PdpBuilder::with_mutable_store()
+    }
+
     /// Starts a PDP with the default settings.
     pub fn start(policy_dir: impl Into<PathBuf>) -> Result<Pdp> {
         PdpBuilder::new(policy_dir).start()
@@ -725,20 +742,19 @@ impl Pdp {
         let set = |k: &str, v: String| (k.to_owned(), v);
         // The PDP's private directory: the SQLite store and the audit log.
         let dir = self.log_path.parent().unwrap_or(Path::new(""));
-        let mut sets = if b.mutable_store {
-            vec![
+        let mut sets = match &b.policy_dir {
+            None => vec![
                 set("storage.driver", "sqlite3".into()),
                 set(
                     "storage.sqlite3.dsn",
                     format!("file:{}?_fk=true", dir.join("store.sqlite").display()),
                 ),
-            ]
-        } else {
-            vec![
+            ],
+            Some(policy_dir) => vec![
                 set("storage.driver", "disk".into()),
-                set("storage.disk.directory", b.policy_dir.display().to_string()),
+                set("storage.disk.directory", policy_dir.display().to_string()),
                 set("storage.disk.watchForChanges", b.watch.to_string()),
-            ]
+            ],
         };
         sets.extend([
             set("server.httpListenAddr", self.http.to_string()),

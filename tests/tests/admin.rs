@@ -65,8 +65,7 @@ fn admin_pdp() -> Pdp {
 }
 
 fn admin_pdp_builder() -> cerbos_testkit::PdpBuilder {
-    Pdp::builder(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
-        .mutable_store(true)
+    Pdp::builder_with_mutable_store()
         .admin_api(true)
         .audit_log(true)
 }
@@ -667,6 +666,18 @@ async fn reload_store_rereads_a_disk_store_that_cannot_be_changed() {
     assert!(matches!(&err, AdminError::Unsupported { .. }), "{err:?}");
     drop(pdp);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_mutable_store_has_no_directory_to_watch() {
+    let err = Pdp::builder_with_mutable_store()
+        .watch_for_changes(true)
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(&err, cerbos_testkit::Error::Config(m) if m.contains("watch_for_changes")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
