@@ -9,11 +9,11 @@ mod value;
 use cerbos_client::{AttrValue, Expression, Operand, PlanFilter};
 use column::Role;
 pub use column::{Column, ColumnType, ElementType, IntoColumn, NullAs, Relation};
+use list::Fold;
 /// The sea-query this crate builds with: use it (rather than a separate
 /// dependency on a possibly different version) to build the query a
 /// [`Filter`] applies to, and its `sea_query_binder`-compatible values.
 pub use sea_query;
-use list::Fold;
 use sea_query::{
     Alias, BinOper, ColumnRef, Cond, Condition, DynIden, Expr, ExprTrait, IntoColumnRef, IntoIden,
     JoinType, SelectStatement, SimpleExpr,

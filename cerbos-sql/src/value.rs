@@ -15,8 +15,8 @@
 //! it as the double the attribute it meets is. Division follows IEEE 754
 //! as CEL does (`x / 0.0` is an infinity or NaN, never an SQL error), and
 //! NaN compares as CEL compares it (equal to nothing, ordered with
-//! nothing); SQLite has no NaN, so a NaN there is NULL: unknown, never
-//! granted, which can only return fewer rows than CEL allows.
+//! nothing); SQLite has no NaN (it turns one into NULL), so a number
+//! computed there carries a condition that says where it is NaN.
 
 use super::*;
 
@@ -43,6 +43,9 @@ pub(crate) enum Val {
     Instant(i128),
     /// A value computed in SQL; NULL is a CEL evaluation error.
     Sql(SimpleExpr, Ty),
+    /// A number computed in SQLite, which has no NaN: the value (NULL
+    /// where it is NaN or an error) and a condition true where it is NaN.
+    MaybeNan(SimpleExpr, SimpleExpr),
 }
 
 impl Val {
@@ -54,6 +57,7 @@ impl Val {
             Val::Const(_) => None,
             Val::Instant(_) => Some(Ty::Timestamp),
             Val::Sql(_, ty) => Some(*ty),
+            Val::MaybeNan(..) => Some(Ty::Number),
         }
     }
 }
@@ -173,11 +177,23 @@ impl PlanToSql {
                     (Some(x), Some(y)) if x == y => x,
                     _ => return Err(bad("the branches are not of one scalar type")),
                 };
+                let nan = match (self.nan_of(&a), self.nan_of(&b)) {
+                    (None, None) => None,
+                    (x, y) => {
+                        let (x, y) = (x.unwrap_or(constant(false)), y.unwrap_or(constant(false)));
+                        let case: SimpleExpr =
+                            Expr::case(c.clone(), x).case(c.clone().not(), y).into();
+                        Some(case)
+                    }
+                };
                 let (a, b) = (self.sql(&a, operator)?, self.sql(&b, operator)?);
                 // An error in the condition is an error: no ELSE.
                 let case = Expr::case(c.clone(), a).case(c.not(), b);
                 let case: SimpleExpr = case.into();
-                Ok(Val::Sql(case, ty))
+                Ok(match nan {
+                    Some(nan) => Val::MaybeNan(case, nan),
+                    None => Val::Sql(case, ty),
+                })
             }
             // int() of an integer column: the double CEL holds is an
             // integer, truncation changes nothing; beyond 2^63 an error.
@@ -278,7 +294,7 @@ impl PlanToSql {
     fn sql(&self, v: &Val, operator: &str) -> Result<SimpleExpr, Error> {
         let bad = |detail: String| Self::unsupported(operator, detail);
         match v {
-            Val::Sql(e, _) => Ok(e.clone()),
+            Val::Sql(e, _) | Val::MaybeNan(e, _) => Ok(e.clone()),
             Val::Instant(nanos) => Ok(self.instant(nanos.div_euclid(1000))),
             Val::Const(AttrValue::Number(f)) if f.is_nan() => Ok(match self.dialect {
                 Dialect::Postgres => Expr::cust("CAST('NaN' AS float8)"),
@@ -359,6 +375,18 @@ impl PlanToSql {
             _ => None,
         };
         let (x, y) = (self.sql(&a, operator)?, self.sql(&b, operator)?);
+        // SQLite has no NaN (it is NULL there): where the result is NaN.
+        let nan = (self.dialect == Dialect::Sqlite).then(|| {
+            let inputs = [self.nan_of(&a), self.nan_of(&b)].into_iter().flatten();
+            let template = match operator {
+                "add" => "((? = 9e999 AND ? = -9e999) OR (? = -9e999 AND ? = 9e999))",
+                "sub" => "((? = 9e999 AND ? = 9e999) OR (? = -9e999 AND ? = -9e999))",
+                "mult" => "((? = 0 AND abs(?) = 9e999) OR (abs(?) = 9e999 AND ? = 0))",
+                _ => "((? = 0 AND ? = 0) OR (abs(?) = 9e999 AND abs(?) = 9e999))",
+            };
+            let own = self.cust(template, [x.clone(), y.clone(), x.clone(), y.clone()]);
+            inputs.fold(own, |acc, f| acc.or(f))
+        });
         let expr = match operator {
             "add" => self.cust("(? + ?)", [x, y]),
             "sub" => self.cust("(? - ?)", [x, y]),
@@ -399,7 +427,19 @@ impl PlanToSql {
                 self.cust(&template, ordered)
             }
         };
-        Ok(Val::Sql(expr, Ty::Number))
+        Ok(match nan {
+            Some(nan) => Val::MaybeNan(expr, nan),
+            None => Val::Sql(expr, Ty::Number),
+        })
+    }
+
+    /// Where `v` is NaN, for SQLite: `None` if it never is.
+    fn nan_of(&self, v: &Val) -> Option<SimpleExpr> {
+        match v {
+            Val::Const(AttrValue::Number(f)) if f.is_nan() => Some(constant(true)),
+            Val::MaybeNan(_, nan) => Some(nan.clone()),
+            _ => None,
+        }
     }
 
     /// `left op right` for values (not both a column and a constant: the
@@ -451,6 +491,8 @@ impl PlanToSql {
                         Val::Sql(e, _) => Some(e.clone()),
                         _ => None,
                     })
+                    // (a NaN is a number: MaybeNan never meets another type
+                    // here but a number, which is the same type)
                     .collect();
                 return Ok(unless_null(
                     &sides.iter().collect::<Vec<_>>(),
@@ -494,6 +536,32 @@ impl PlanToSql {
                     _ => self.compare_values("gt", column.clone(), below),
                 };
             }
+        }
+        // SQLite: a side that may be NaN (NULL there) compares as NaN
+        // does, and stays unknown where the other side is an error.
+        if self.dialect == Dialect::Sqlite
+            && (matches!(a, Val::MaybeNan(..)) || matches!(b, Val::MaybeNan(..)))
+        {
+            let (fa, fb) = (
+                self.nan_of(&a).unwrap_or(constant(false)),
+                self.nan_of(&b).unwrap_or(constant(false)),
+            );
+            let (x, y) = (self.sql(&a, operator)?, self.sql(&b, operator)?);
+            let error = |v: SimpleExpr, nan: SimpleExpr| {
+                self.cust("(? IS NULL AND (?) IS NOT TRUE)", [v, nan])
+            };
+            let nan_answer = constant(operator == "ne");
+            return Ok(Expr::case(
+                fa.clone(),
+                Expr::case(error(y.clone(), fb.clone()), Expr::cust(UNKNOWN))
+                    .finally(nan_answer.clone()),
+            )
+            .case(
+                fb,
+                Expr::case(error(x.clone(), fa), Expr::cust(UNKNOWN)).finally(nan_answer),
+            )
+            .finally(x.binary(bin_oper(operator), y))
+            .into());
         }
         // NaN against a computed number: decided, unless unknown.
         for (nan, other) in [(&a, &b), (&b, &a)] {
@@ -684,6 +752,9 @@ impl PlanToSql {
         used: &mut Vec<usize>,
     ) -> Result<SimpleExpr, Error> {
         let bad = |detail: String| Self::unsupported(operator, detail);
+        if let Some(answer) = self.list_hierarchy(operator, left, right, used)? {
+            return Ok(answer);
+        }
         let side = |o: &Operand| -> Result<(Operand, String), Error> {
             let Operand::Expression(Expression {
                 operator: h,
@@ -754,6 +825,103 @@ impl PlanToSql {
                 Ok(one.or(other).or(equal))
             }
         }
+    }
+
+    /// A hierarchy of a list (`hierarchy(["projects", R.id])`: its
+    /// segments are the items) against a constant one: segment by segment.
+    /// `None` when neither side is a list.
+    fn list_hierarchy(
+        &self,
+        operator: &str,
+        left: &Operand,
+        right: &Operand,
+        used: &mut Vec<usize>,
+    ) -> Result<Option<SimpleExpr>, Error> {
+        let bad = |detail: String| Self::unsupported(operator, detail);
+        let hierarchy_operands = |o: &Operand| match o {
+            Operand::Expression(Expression { operator, operands }) if operator == "hierarchy" => {
+                Some(operands.clone())
+            }
+            _ => None,
+        };
+        let list_items = |o: &Operand| -> Option<Vec<Operand>> {
+            match hierarchy_operands(o)?.as_slice() {
+                [Operand::Expression(Expression { operator, operands })] if operator == "list" => {
+                    Some(operands.clone())
+                }
+                [Operand::Value(AttrValue::List(items))] => {
+                    Some(items.iter().cloned().map(Operand::Value).collect())
+                }
+                _ => None,
+            }
+        };
+        let constant_segments = |o: &Operand| -> Option<Vec<String>> {
+            match hierarchy_operands(o)?.as_slice() {
+                [Operand::Value(AttrValue::String(k))] => {
+                    Some(k.split('.').map(str::to_owned).collect())
+                }
+                [
+                    Operand::Value(AttrValue::String(k)),
+                    Operand::Value(AttrValue::String(d)),
+                ] if !d.is_empty() => Some(k.split(d.as_str()).map(str::to_owned).collect()),
+                _ => None,
+            }
+        };
+        let (list, other, list_first) = match (list_items(left), list_items(right)) {
+            (Some(l), None) => (l, right, true),
+            (None, Some(l)) => (l, left, false),
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => return Err(bad("two hierarchies of lists".into())),
+        };
+        let Some(segments) = constant_segments(other) else {
+            return Err(bad(format!(
+                "a hierarchy of a list against {other}: only against a constant"
+            )));
+        };
+        // Each item: a constant string or a string column.
+        let mut items = Vec::new();
+        let mut columns = Vec::new();
+        for item in &list {
+            match self.val(item, used)? {
+                Val::Const(AttrValue::String(s)) => items.push(Err(s)),
+                Val::Sql(e, Ty::String) => {
+                    columns.push(e.clone());
+                    items.push(Ok(e));
+                }
+                _ => return Err(bad(format!("{item} is not a string segment"))),
+            }
+        }
+        // The first `n` segments agree.
+        let agree = |n: usize| -> SimpleExpr {
+            let mut all = Cond::all();
+            for (item, segment) in items.iter().zip(&segments).take(n) {
+                all = all.add(match item {
+                    Err(s) => constant(s == segment),
+                    Ok(e) => self.collated(e.clone()).eq(Expr::val(segment.as_str())),
+                });
+            }
+            all.into()
+        };
+        let (n, m) = (items.len(), segments.len());
+        // (list is a strict prefix, the constant is a strict prefix, equal)
+        let list_above = if n < m { agree(n) } else { constant(false) };
+        let list_below = if m < n { agree(m) } else { constant(false) };
+        let equal = if n == m { agree(n) } else { constant(false) };
+        let (a_above_b, b_above_a) = if list_first {
+            (list_above, list_below)
+        } else {
+            (list_below, list_above)
+        };
+        let answer = match operator {
+            "ancestorOf" => a_above_b,
+            "descendentOf" => b_above_a,
+            _ => a_above_b.or(b_above_a).or(equal),
+        };
+        // A NULL item fails the whole hierarchy: unknown.
+        Ok(Some(unless_null(
+            &columns.iter().collect::<Vec<_>>(),
+            answer,
+        )))
     }
 
     /// `column` equals one of the strings, byte by byte (NULL unknown).
