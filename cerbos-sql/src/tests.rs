@@ -846,3 +846,120 @@ fn unsupported_list_shapes_are_refused_by_name() {
         .to_string();
     assert!(err.contains("MySQL"), "{err}");
 }
+
+#[test]
+fn computed_values_render_per_dialect() {
+    let add = || op("add", vec![var("d"), val(1.into())]);
+    let gt = |dialect| where_of(dialect, op("gt", vec![add(), val(2.into())]));
+    // SQLite: no NaN, so a flag says where the result is NaN.
+    let sqlite = gt(Dialect::Sqlite);
+    assert!(sqlite.contains("9e999"), "{sqlite}");
+    assert!(
+        sqlite.contains(r#"("t"."d" + CAST(? AS REAL))"#),
+        "{sqlite}"
+    );
+    // PostgreSQL guards its own 'NaN'.
+    let postgres = gt(Dialect::Postgres);
+    assert!(postgres.contains("CAST('NaN' AS float8)"), "{postgres}");
+    // MySQL: division by zero is NULL there, and no NaN: refused.
+    let err = refused(Dialect::MySql, op("gt", vec![add(), val(2.into())]));
+    assert!(err.contains("MySQL"), "{err}");
+    // Two constants fold; NaN compares as CEL does.
+    let nan = op("div", vec![val(0.into()), val(0.into())]);
+    assert_eq!(
+        where_of(Dialect::Sqlite, op("ne", vec![nan.clone(), val(1.into())])),
+        "1 = 1"
+    );
+    assert_eq!(
+        where_of(Dialect::Sqlite, op("eq", vec![nan, val(1.into())])),
+        "1 = 0"
+    );
+    // `if` as a condition: an error in the condition is unknown (no ELSE).
+    let ternary = op(
+        "if",
+        vec![
+            var("flag"),
+            op("eq", vec![var("a"), val("x".into())]),
+            var("flag"),
+        ],
+    );
+    let w = where_of(Dialect::Sqlite, ternary);
+    assert!(w.starts_with("(CASE WHEN") && !w.contains("ELSE"), "{w}");
+    // Concatenation needs declared strings; MySQL refuses it.
+    let concat = op(
+        "eq",
+        vec![op("add", vec![var("a"), var("title")]), val("xy".into())],
+    );
+    assert!(where_of(Dialect::Postgres, concat.clone()).contains("||"));
+    assert!(refused(Dialect::MySql, concat).contains("MySQL"));
+    let unchecked = op(
+        "eq",
+        vec![op("add", vec![var("u"), var("a")]), val("xy".into())],
+    );
+    assert!(refused(Dialect::Sqlite, unchecked).contains("unchecked"));
+    // timestamp() of a timestamptz column: PostgreSQL only.
+    let ts = op(
+        "lt",
+        vec![
+            op("timestamp", vec![var("ts")]),
+            op(
+                "timestamp",
+                vec![val("2024-06-01T00:00:00.0000005Z".into())],
+            ),
+        ],
+    );
+    // Between two microseconds: `<` is `<=` the one below.
+    assert!(where_of(Dialect::Postgres, ts.clone()).contains("<="));
+    assert!(refused(Dialect::Sqlite, ts).contains("unix_micros"));
+    // Casts SQL does not do as CEL does are refused by name.
+    for cast in ["int", "double"] {
+        let e = op("gt", vec![op(cast, vec![var("a")]), val(1.into())]);
+        assert!(refused(Dialect::Sqlite, e).contains(cast));
+    }
+    // string() of a bool is the bool, never SQL's rendering of it.
+    assert_eq!(
+        where_of(
+            Dialect::Sqlite,
+            op(
+                "eq",
+                vec![op("string", vec![var("flag")]), val("true".into())]
+            )
+        ),
+        r#""t"."flag" = ?"#
+    );
+}
+
+#[test]
+fn hierarchies_compare_bytes_with_constants() {
+    let hierarchy = |x: Operand| op("hierarchy", vec![x]);
+    let constant = || hierarchy(val("a.b.c".into()));
+    // The column is one of "a", "a.b".
+    let (sql, values) = render(
+        Dialect::Sqlite,
+        op("ancestorOf", vec![hierarchy(var("a")), constant()]),
+    );
+    assert!(sql.contains("IN (?, ?)"), "{sql}");
+    assert_eq!(
+        values,
+        vec![sea_query::Value::from("a"), sea_query::Value::from("a.b")]
+    );
+    // Below "a.b.c": starts with "a.b.c." (no LIKE).
+    let (sql, values) = render(
+        Dialect::Postgres,
+        op("descendentOf", vec![hierarchy(var("a")), constant()]),
+    );
+    assert!(
+        sql.contains("starts_with") && !sql.contains("LIKE"),
+        "{sql}"
+    );
+    assert!(values.contains(&sea_query::Value::from("a.b.c.")));
+    // Two columns: refused.
+    let err = refused(
+        Dialect::Sqlite,
+        op(
+            "overlaps",
+            vec![hierarchy(var("a")), hierarchy(var("title"))],
+        ),
+    );
+    assert!(err.contains("two hierarchies of columns"), "{err}");
+}
