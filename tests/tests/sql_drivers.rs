@@ -88,7 +88,10 @@ async fn oracle(client: &cerbos_tower::Client, principal: &Principal) -> BTreeSe
             ["read"],
         );
     }
-    let checked = client.check_resources(check).await.expect("the PDP answers");
+    let checked = client
+        .check_resources(check)
+        .await
+        .expect("the PDP answers");
     common::oracle::allowed(&checked, "read")
 }
 
@@ -129,7 +132,9 @@ async fn sqlx_and_sea_orm_list_exactly_the_allowed_rows() {
             .plan_resources(PlanResources::new(principal.clone(), "contact").action("read"))
             .await
             .expect("the PDP plans");
-        let filter = to_sql.filter(&plan.filter).expect("the contact plans translate");
+        let filter = to_sql
+            .filter(&plan.filter)
+            .expect("the contact plans translate");
 
         // sqlx: build with sea-query, bind with sea-query-binder.
         let by_sqlx: BTreeSet<String> = if filter.may_match() {
