@@ -4,6 +4,7 @@
 mod admin_calls;
 mod codec;
 mod discover;
+mod telemetry;
 
 pub use discover::{Resolver, SystemResolver};
 
@@ -911,14 +912,18 @@ impl Client {
                     error = %message,
                     "Cerbos PDP unavailable, retrying"
                 );
+                telemetry::retry(path);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(config.retry.max_backoff);
                 attempt += 1;
             }
         };
-        tokio::time::timeout_at(deadline, attempts)
+        let started = Instant::now();
+        let result = tokio::time::timeout_at(deadline, attempts)
             .await
-            .unwrap_or(Err(Error::Timeout(config.timeout)))
+            .unwrap_or(Err(Error::Timeout(config.timeout)));
+        telemetry::call(path, started.elapsed(), &result);
+        result
     }
 
     /// One attempt: what tonic's generated stubs do, with pre-encoded bytes.

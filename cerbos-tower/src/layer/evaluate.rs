@@ -11,7 +11,7 @@ use tracing::field::Empty;
 
 use super::{
     BoxPlanFuture, Decision, Pdp, PermissionMap, Reason, Rejection, RejectionKind,
-    actions::ActionSpec, context::CallContext, decision::ActionOutcome,
+    actions::ActionSpec, context::CallContext, decision::ActionOutcome, telemetry,
 };
 use crate::{
     AuxData, CheckResources, CheckResourcesResponse, PlanFilter, PlanResources,
@@ -84,6 +84,11 @@ pub(crate) fn finish_check(
         pending.request_id,
     );
     log_decision(&decision, cause.as_deref(), &pending.span, pending.started);
+    let reason = match decision.reason {
+        Reason::Unreachable if bad_jwt => "unauthenticated",
+        reason => reason.as_str(),
+    };
+    telemetry::decision(decision.is_allowed(), reason, pending.resource.kind());
     match decision.reason {
         Reason::Allowed | Reason::Bypassed => Ok((decision, pending.resource)),
         Reason::Unreachable if bad_jwt => Err(Rejection::new(
@@ -109,6 +114,7 @@ pub(crate) fn no_actions_for_method(
     request_id: String,
 ) -> Rejection {
     let decision = decision(resource, &[], Reason::Denied, request_id);
+    telemetry::decision(false, "no_actions", resource.kind());
     Rejection {
         unmapped_method: Some(method.clone()),
         ..Rejection::new(RejectionKind::Denied, Some(decision), None)
@@ -126,6 +132,7 @@ pub(crate) fn bypassed(
         actions = ?ActionNames(actions),
         "Cerbos authorization BYPASSED: the PDP was not asked"
     );
+    telemetry::decision(true, "bypassed", resource.kind());
     decision(resource, actions, Reason::Bypassed, request_id)
 }
 
@@ -338,7 +345,13 @@ pub(crate) fn finish_plan(
             error = cause.as_str(),
             "no usable query plan from the Cerbos PDP: request denied"
         );
-        unusable(pending.sent_jwt, err, cause)
+        let rejection = unusable(pending.sent_jwt, err, cause);
+        let filter = match rejection.kind {
+            RejectionKind::Unauthenticated => "unauthenticated",
+            _ => "unreachable",
+        };
+        telemetry::plan(filter, kind);
+        rejection
     };
     let plan = match answer {
         Ok(plan) => plan,
@@ -364,6 +377,7 @@ pub(crate) fn finish_plan(
         PlanFilter::Conditional(_) => "conditional",
     };
     span.record("reason", reason);
+    telemetry::plan(reason, kind);
     span.record("cerbos_call_id", plan.cerbos_call_id.as_str());
     tracing::debug!(kind, reason, duration_us, "Cerbos planned the query");
     Ok(plan)
@@ -381,6 +395,7 @@ pub(crate) fn bypassed_plan(kind: &str, actions: &[String]) {
         ?actions,
         "Cerbos authorization BYPASSED: the PDP was not asked for a query plan"
     );
+    telemetry::plan("bypassed", kind);
 }
 
 /// What the per-row check in flight needs to make its permission maps.

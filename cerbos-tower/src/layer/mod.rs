@@ -145,6 +145,7 @@ mod pdp;
 mod rejection;
 mod resolve;
 mod service;
+mod telemetry;
 
 pub use actions::{ActionSet, Actions};
 pub use authorizer::{Authorizer, Plan, Subject};

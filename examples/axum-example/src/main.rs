@@ -7,6 +7,9 @@
 //! prints the answers. With `LISTEN_ADDR=127.0.0.1:8000` it serves them
 //! over HTTP instead (`curl -H 'x-user: john' localhost:8000/contacts/1`).
 //! Set `CERBOS_ADDR` to use a PDP that is already running.
+//!
+//! Metrics (the `metrics` feature of cerbos-axum) go to a Prometheus
+//! recorder; `GET /metrics` serves them, and the demo prints them at the end.
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc};
 
@@ -188,6 +191,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policies = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies");
     // Keep the PDP alive until the end of main: it is killed on drop.
     let (_pdp, endpoint) = cerbos_testkit::pdp_from_env_or_start(policies)?;
+    // The exporter is the application's choice; the libraries only use
+    // the `metrics` facade.
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     let cerbos = Cerbos::builder(Client::builder(&endpoint).build()?).build()?;
     let mut rows: Vec<_> = contacts().into_iter().collect();
     rows.sort_by_key(|(id, _)| *id);
@@ -197,7 +203,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             contact.name, contact.owner_id
         );
     }
-    let app = app(&cerbos, contacts())?;
+    let scrape = prometheus.clone();
+    let app = app(&cerbos, contacts())?
+        .route("/metrics", get(move || std::future::ready(scrape.render())));
 
     if let Ok(addr) = std::env::var("LISTEN_ADDR") {
         println!("listening on http://{addr} (PDP at {endpoint})");
@@ -232,6 +240,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             status.as_u16(),
             String::from_utf8_lossy(&bytes)
         );
+    }
+    println!("\nGET /metrics (the cerbos_ lines):\n");
+    for line in prometheus.render().lines() {
+        if line.starts_with("cerbos_") {
+            println!("{line}");
+        }
     }
     Ok(())
 }
