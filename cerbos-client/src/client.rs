@@ -926,15 +926,10 @@ impl Client {
         result
     }
 
-    /// One attempt: what tonic's generated stubs do, with pre-encoded bytes.
-    async fn send<Resp>(
-        &self,
-        path: &'static str,
-        req: tonic::Request<Bytes>,
-    ) -> Result<(Resp, Option<ShortText>), tonic::Status>
-    where
-        Resp: prost::Message + Default + Send + Sync + 'static,
-    {
+    /// The gRPC client, ready for one call (as tonic's generated stubs
+    /// make it ready): with a `dns:` target, once a replica is known (a
+    /// fleet with none fails closed, `UNAVAILABLE`).
+    async fn ready_grpc(&self) -> Result<Grpc<Channel>, tonic::Status> {
         if let Some(discovery) = &self.discovery {
             discovery.ready().await?;
         }
@@ -945,6 +940,19 @@ impl Client {
             status.set_source(Arc::from(e));
             status
         })?;
+        Ok(grpc)
+    }
+
+    /// One attempt: what tonic's generated stubs do, with pre-encoded bytes.
+    async fn send<Resp>(
+        &self,
+        path: &'static str,
+        req: tonic::Request<Bytes>,
+    ) -> Result<(Resp, Option<ShortText>), tonic::Status>
+    where
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let mut grpc = self.ready_grpc().await?;
         let answer = grpc
             .unary(
                 req,

@@ -2,8 +2,6 @@
 //! the client's own call path (deadline, retries, client-wide headers) and
 //! the server-streamed audit log, with the admin credentials added per call.
 
-use std::sync::Arc;
-
 use prost::bytes::Bytes;
 use tokio::time::Instant;
 use tonic::{codec::Streaming, codegen::http::uri::PathAndQuery};
@@ -55,13 +53,7 @@ impl Client {
         let body: Bytes = codec::encode(request);
         let req = tonic::Request::from_parts(metadata, Default::default(), body);
         let open = async {
-            let mut grpc = self.grpc.clone();
-            grpc.ready().await.map_err(|e| {
-                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
-                let mut status = tonic::Status::unknown(format!("Service was not ready: {e}"));
-                status.set_source(Arc::from(e));
-                status
-            })?;
+            let mut grpc = self.ready_grpc().await?;
             grpc.server_streaming(
                 req,
                 PathAndQuery::from_static(path),
