@@ -32,18 +32,8 @@ use std::collections::BTreeMap;
 use cerbos_sql::{Column, Dialect, Join, NullAs, PlanToSql, Relation};
 use cerbos_tower::{AttrValue, Principal, Resource};
 use common::oracle::{self, Db, Event, Oracle, Pg, Sqlite, Tally};
-use sea_query::{Alias, Query};
+use sea_query::Alias;
 use serde_json::{Map, Value, json};
-
-/// The actions of `policies/shapes.yaml`, one per condition.
-fn actions() -> Vec<String> {
-    let policy = std::fs::read_to_string(common::policy_dir().join("shapes.yaml")).unwrap();
-    policy
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- actions: [\""))
-        .map(|l| l.trim_end_matches("\"]").to_owned())
-        .collect()
-}
 
 /// The conditions that must be refused (an error naming the shape).
 const REFUSED: &[&str] = &[
@@ -690,6 +680,65 @@ fn related(rows: &[Row]) -> Related<'_> {
     related
 }
 
+/// The rows of every table but `item`, as `(table, row)`: a row is its
+/// values, bound as `P` (`&dyn rusqlite::ToSql`, `&(dyn ToSql + Sync)`).
+fn related_rows<'a, P: ?Sized>(
+    related: &'a Related<'_>,
+    bind: impl Fn(&'a dyn Bindable) -> &'a P,
+) -> Vec<(&'static str, Vec<&'a P>)> {
+    let mut out = Vec::new();
+    for (id, item, name, level) in &related.parents {
+        out.push((
+            "parent",
+            vec![bind(id), bind(item), bind(name), bind(level)],
+        ));
+    }
+    for (id, parent, code, w) in &related.inners {
+        out.push((
+            "inner_row",
+            vec![bind(id), bind(parent), bind(code), bind(w)],
+        ));
+    }
+    for (id, item, name, weight) in &related.tags {
+        out.push(("tag", vec![bind(id), bind(item), bind(name), bind(weight)]));
+    }
+    for (tag, text) in &related.notes {
+        out.push(("note", vec![bind(tag), bind(text)]));
+    }
+    out
+}
+
+/// A value both drivers bind.
+trait Bindable: rusqlite::ToSql + tokio_postgres::types::ToSql + Sync {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql;
+    fn postgres(&self) -> &(dyn tokio_postgres::types::ToSql + Sync);
+}
+
+impl<T: rusqlite::ToSql + tokio_postgres::types::ToSql + Sync> Bindable for T {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql {
+        self
+    }
+    fn postgres(&self) -> &(dyn tokio_postgres::types::ToSql + Sync) {
+        self
+    }
+}
+
+/// `INSERT INTO table VALUES (p1, p2, ..)` with `n` placeholders written
+/// by `placeholder`.
+fn insert_sql(table: &str, n: usize, placeholder: impl Fn(usize) -> String) -> String {
+    let values: Vec<String> = (1..=n).map(placeholder).collect();
+    format!("INSERT INTO {table} VALUES ({})", values.join(", "))
+}
+
+/// The row of the `item` table: the instant is microseconds for SQLite,
+/// the RFC 3339 string for PostgreSQL (`t`).
+fn item_values<'a>(row: &'a Row, t: &'a dyn Bindable) -> [&'a dyn Bindable; 11] {
+    [
+        &row.id, &row.s, &row.a, &row.b, &row.n, &row.d, &row.flag, &row.code, &row.scope,
+        &row.path, t,
+    ]
+}
+
 fn sqlite(rows: &[Row]) -> Sqlite {
     let db = rusqlite::Connection::open_in_memory().unwrap();
     db.execute_batch(
@@ -701,52 +750,18 @@ fn sqlite(rows: &[Row]) -> Sqlite {
     )
     .unwrap();
     for row in rows {
-        db.execute(
-            "INSERT INTO item VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            rusqlite::params![
-                row.id,
-                row.s,
-                row.a,
-                row.b,
-                row.n,
-                row.d,
-                row.flag,
-                row.code,
-                row.scope,
-                row.path,
-                row.t.map(|(micros, _)| micros)
-            ],
-        )
-        .unwrap_or_else(|e| panic!("inserting {}: {e}", row.id));
+        let micros = row.t.map(|(micros, _)| micros);
+        let values = item_values(row, &micros).map(|v| v.sqlite());
+        db.execute(&insert_sql("item", 11, |i| format!("?{i}")), &values[..])
+            .unwrap_or_else(|e| panic!("inserting {}: {e}", row.id));
     }
     let related = related(rows);
-    for (id, item, name, level) in &related.parents {
+    for (table, values) in related_rows(&related, |v| v.sqlite()) {
         db.execute(
-            "INSERT INTO parent VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![id, item, name, level],
+            &insert_sql(table, values.len(), |i| format!("?{i}")),
+            &values[..],
         )
-        .unwrap();
-    }
-    for (id, parent, code, w) in &related.inners {
-        db.execute(
-            "INSERT INTO inner_row VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![id, parent, code, w],
-        )
-        .unwrap();
-    }
-    for (id, item, name, weight) in &related.tags {
-        db.execute(
-            "INSERT INTO tag VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![id, item, name, weight],
-        )
-        .unwrap();
-    }
-    for (tag, text) in &related.notes {
-        db.execute(
-            "INSERT INTO note VALUES (?1, ?2)",
-            rusqlite::params![tag, text],
-        )
-        .unwrap();
+        .unwrap_or_else(|e| panic!("inserting into {table}: {e}"));
     }
     // Every double reads back bit for bit: the rows are what the PDP is
     // told.
@@ -765,7 +780,6 @@ fn sqlite(rows: &[Row]) -> Sqlite {
 }
 
 async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
-    use tokio_postgres::types::Type;
     let (Pg(db), pg) = oracle::postgres().await;
     db.batch_execute(
         &SCHEMA
@@ -776,86 +790,30 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
     )
     .await
     .expect("creates the tables");
-    let insert = db
-        .prepare_typed(
-            "INSERT INTO item VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text::timestamptz)",
-            &[
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::INT8,
-                Type::FLOAT8,
-                Type::BOOL,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-                Type::TEXT,
-            ],
-        )
-        .await
-        .unwrap();
+    // The parameters' types are inferred from the columns; the instant is
+    // text cast to timestamptz.
+    let insert = insert_sql("item", 11, |i| {
+        if i == 11 {
+            format!("${i}::text::timestamptz")
+        } else {
+            format!("${i}")
+        }
+    });
     for row in rows {
-        db.execute(
-            &insert,
-            &[
-                &row.id,
-                &row.s,
-                &row.a,
-                &row.b,
-                &row.n,
-                &row.d,
-                &row.flag,
-                &row.code,
-                &row.scope,
-                &row.path,
-                &row.t.map(rfc3339),
-            ],
-        )
-        .await
-        .unwrap_or_else(|e| panic!("inserting {}: {e}", row.id));
+        let t = row.t.map(rfc3339);
+        let values = item_values(row, &t).map(|v| v.postgres());
+        db.execute(&insert, &values[..])
+            .await
+            .unwrap_or_else(|e| panic!("inserting {}: {e}", row.id));
     }
     let related = related(rows);
-    let four = [Type::INT8, Type::TEXT, Type::TEXT, Type::INT8];
-    let insert_parent = db
-        .prepare_typed("INSERT INTO parent VALUES ($1, $2, $3, $4)", &four)
-        .await
-        .unwrap();
-    for (id, item, name, level) in &related.parents {
-        db.execute(&insert_parent, &[id, item, name, level])
-            .await
-            .unwrap();
-    }
-    let insert_inner = db
-        .prepare_typed(
-            "INSERT INTO inner_row VALUES ($1, $2, $3, $4)",
-            &[Type::INT8, Type::INT8, Type::TEXT, Type::INT8],
+    for (table, values) in related_rows(&related, |v| v.postgres()) {
+        db.execute(
+            &insert_sql(table, values.len(), |i| format!("${i}")),
+            &values[..],
         )
         .await
-        .unwrap();
-    for (id, parent, code, w) in &related.inners {
-        db.execute(&insert_inner, &[id, parent, code, w])
-            .await
-            .unwrap();
-    }
-    let insert_tag = db
-        .prepare_typed("INSERT INTO tag VALUES ($1, $2, $3, $4)", &four)
-        .await
-        .unwrap();
-    for (id, item, name, weight) in &related.tags {
-        db.execute(&insert_tag, &[id, item, name, weight])
-            .await
-            .unwrap();
-    }
-    let insert_note = db
-        .prepare_typed(
-            "INSERT INTO note VALUES ($1, $2)",
-            &[Type::INT8, Type::TEXT],
-        )
-        .await
-        .unwrap();
-    for (tag, text) in &related.notes {
-        db.execute(&insert_note, &[tag, text]).await.unwrap();
+        .unwrap_or_else(|e| panic!("inserting into {table}: {e}"));
     }
     (Pg(db), pg)
 }
@@ -864,19 +822,16 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
 /// principal and action. A query the database rejects denies (counted as
 /// failed, its allowed rows as under-granted).
 async fn run(db: &impl Db, dialect: Dialect, rows: &[Row]) -> BTreeMap<String, Tally> {
-    let actions = actions();
+    let actions = oracle::policy_actions("shapes.yaml");
     let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
     let resources: Vec<Resource> = rows.iter().map(resource).collect();
-    let mut base = Query::select();
-    base.column((Alias::new("item"), Alias::new("id")))
-        .from(Alias::new("item"));
     let oracle = Oracle {
         kind: "shape",
         actions: &actions,
         principals: &principals(),
         resources: &resources,
         to_sql: to_sql(dialect),
-        base,
+        base: oracle::ids_from("item"),
         errors_deny: true,
         known_mismatches: &[],
     };

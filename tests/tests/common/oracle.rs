@@ -231,6 +231,25 @@ pub fn soundness_to_sql(dialect: Dialect, typed: bool) -> PlanToSql {
         )
 }
 
+/// The actions of a policy file of `policies/` written one per rule
+/// (`- actions: ["name"]`), in order.
+pub fn policy_actions(file: &str) -> Vec<String> {
+    let policy = std::fs::read_to_string(super::policy_dir().join(file)).unwrap();
+    policy
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- actions: [\""))
+        .map(|l| l.trim_end_matches("\"]").to_owned())
+        .collect()
+}
+
+/// `SELECT table.id FROM table`: the base query of an oracle.
+pub fn ids_from(table: &str) -> SelectStatement {
+    let mut base = sea_query::Query::select();
+    base.column((Alias::new(table), Alias::new("id")))
+        .from(Alias::new(table));
+    base
+}
+
 /// A database the oracle runs on.
 pub trait Db {
     /// The ids `query` selects, or the database's error.
