@@ -14,9 +14,11 @@
 //! missing inner row under `!`, `||` and a ternary; a `NOT NULL` column
 //! and `!= null` of an omitted attribute. For every principal and
 //! action, the rows the plan-filtered query returns must be exactly the
-//! rows `CheckResources` allows (no over-grant ever; an under-grant only
-//! where [`ALLOWED_UNDER`] names a documented limitation), and the shapes
-//! without a sound translation must be refused.
+//! rows `CheckResources` allows (no over-grant; an under-grant only where
+//! [`ALLOWED_UNDER`] names a documented limitation), and the shapes
+//! without a sound translation must be refused. The cerbos-sql bugs this
+//! test found and that are not fixed yet are listed apart in
+//! [`KNOWN_BUGS`], each asserted to still reproduce.
 //!
 //! The rows are hostile: NUL bytes (SQLite only: PostgreSQL text holds
 //! none), `%`, `_`, `\`, Unicode and case look-alikes, NULL in every
@@ -55,18 +57,14 @@ const REFUSED: &[&str] = &[
 ];
 
 /// Under-grants that are documented limitations, `(database, action,
-/// reason)`: the rows are missed, never granted.
+/// reason)`: the rows are missed, never granted. Each must still
+/// under-grant (the list stays exact).
 const ALLOWED_UNDER: &[(&str, &str, &str)] = &[
-    ("SQLite", "div_zero_ne", NAN),
-    ("SQLite", "not_div_zero_eq", NAN),
-    ("SQLite", "if_div_cond", NAN),
-    ("SQLite", "not_if_div_cond", NAN),
     ("SQLite", "size_eq", NUL),
     ("SQLite", "not_size_eq", NUL),
     ("SQLite", "size_method_gt", NUL),
     ("SQLite", "size_cols", NUL),
 ];
-const NAN: &str = "SQLite has no NaN: 0.0 / 0.0 is NULL, unknown";
 const NUL: &str = "SQLite's length() stops at a NUL: the size of such a string is unknown";
 
 /// Mismatches that are cerbos-sql bugs, reported and not yet fixed,
@@ -910,6 +908,10 @@ fn report(name: &str, tallies: &BTreeMap<String, Tally>, rows: usize) {
         match listed(ALLOWED_UNDER, action) {
             Some(reason) => {
                 eprintln!("{name} {action}: {} under-granted ({reason})", t.under);
+                assert!(
+                    t.under > 0,
+                    "{name} {action} is now exact: remove it from ALLOWED_UNDER"
+                );
                 limited += t.under;
             }
             None => assert_eq!(
