@@ -14,7 +14,8 @@
 //! YAML or any other serde format, [`policy_from_deserializer`]. Both follow
 //! the proto3 JSON mapping that the PDP's own policy files use, and both
 //! reject what they cannot represent (an unknown field, an unknown enum
-//! name, a value of the wrong type) instead of dropping it.
+//! name, a value of the wrong type, a field given twice) instead of
+//! dropping it.
 //!
 //! ```no_run
 //! use cerbos_client::{
@@ -780,7 +781,8 @@ fn policy_descriptor() -> Result<&'static MessageDescriptor, AdminError> {
 /// Reads a policy from its JSON text (the proto3 JSON mapping, as in the
 /// PDP's policy files: `apiVersion`, `resourcePolicy`, … or the
 /// `snake_case` field names). Trailing text, unknown fields, unknown enum
-/// names and values of the wrong type are an [`AdminError::InvalidPolicy`].
+/// names, values of the wrong type and fields given twice (the same key,
+/// or both names of a field) are an [`AdminError::InvalidPolicy`].
 ///
 /// ```
 /// let policy = cerbos_client::admin::policy_from_json(
@@ -806,18 +808,22 @@ pub fn policy_from_json(json: &str) -> Result<Policy, AdminError> {
 
 /// Reads a policy from any serde format that follows the proto3 JSON
 /// mapping, such as a YAML document (pass your YAML crate's
-/// deserializer). Unknown fields, unknown enum names and values of the
-/// wrong type are an [`AdminError::InvalidPolicy`].
+/// deserializer). Unknown fields, unknown enum names, values of the wrong
+/// type and fields given twice are an [`AdminError::InvalidPolicy`].
 pub fn policy_from_deserializer<'de, D>(deserializer: D) -> Result<Policy, AdminError>
 where
     D: serde::Deserializer<'de>,
 {
+    let invalid = |message: String| AdminError::InvalidPolicy { message };
     let descriptor = policy_descriptor()?.clone();
+    // First as a tree that refuses a key given twice (which serde's maps,
+    // like most parsers, would resolve by keeping the last value).
+    let strict::Unique(value) =
+        serde::Deserialize::deserialize(deserializer).map_err(|e| invalid(e.to_string()))?;
+    strict::one_name_per_field(&value, &descriptor, "").map_err(invalid)?;
     let options = DeserializeOptions::new().deny_unknown_fields(true);
-    let message = DynamicMessage::deserialize_with_options(descriptor, deserializer, &options)
-        .map_err(|e| AdminError::InvalidPolicy {
-            message: e.to_string(),
-        })?;
+    let message = DynamicMessage::deserialize_with_options(descriptor, value, &options)
+        .map_err(|e| invalid(e.to_string()))?;
     message
         .transcode_to::<Policy>()
         .map_err(|e| AdminError::InvalidPolicy {
@@ -951,8 +957,15 @@ mod tests {
         let json = policy_to_json(&policy).unwrap();
         assert_eq!(json["metadata"]["hash"], "18446744073709551615");
         assert_eq!(policy_from_json(&json.to_string()).unwrap(), policy);
-        // A number that does not fit, a duplicate oneof member.
+        // A number that does not fit, a duplicate oneof member, a key given
+        // twice (at any depth, under either name), a wrong type.
         for text in [
+            r#"{"disabled": true, "disabled": false}"#,
+            r#"{"apiVersion": "a", "api_version": "b"}"#,
+            r#"{"resourcePolicy": {"rules": [{"actions": ["a"], "actions": ["b"]}]}}"#,
+            r#"{"resourcePolicy": {"rules": [{"name": "a", "name": "a"}]}}"#,
+            r#"{"exportConstants": {"definitions": {"k": {"x": 1, "x": 2}}}}"#,
+            r#"{"derivedRoles": {"definitions": [{"parentRoles": ["r"], "parent_roles": ["s"]}]}}"#,
             r#"{"metadata": {"hash": "18446744073709551616"}}"#,
             r#"{"resourcePolicy": {}, "principalPolicy": {}}"#,
             r#"[]"#,
@@ -966,5 +979,143 @@ mod tests {
                 "{text}"
             );
         }
+    }
+}
+
+/// The checks serde's data model leaves out: a field given twice.
+mod strict {
+    use std::fmt;
+
+    use prost_reflect::{Kind, MessageDescriptor};
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+
+    /// A JSON tree read from any serde format, refusing duplicate keys.
+    pub(super) struct Unique(pub(super) Value);
+
+    impl<'de> Deserialize<'de> for Unique {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(UniqueVisitor).map(Unique)
+        }
+    }
+
+    struct UniqueVisitor;
+
+    impl<'de> Visitor<'de> for UniqueVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a policy value")
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            Unique::deserialize(d).map(|u| u.0)
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::Number(v.into()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+            Number::from_f64(v)
+                .map(Value::Number)
+                .ok_or_else(|| E::custom(format!("{v} is not a JSON number")))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Unique(item)) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    return Err(de::Error::custom(format!("the key {key:?} is given twice")));
+                }
+                let Unique(value) = map.next_value()?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
+
+    /// Refuses a field given under both of its names (`apiVersion` and
+    /// `api_version`), at every level of `message`. Unknown fields are left
+    /// to the deserializer, which refuses them.
+    pub(super) fn one_name_per_field(
+        value: &Value,
+        message: &MessageDescriptor,
+        path: &str,
+    ) -> Result<(), String> {
+        let Value::Object(object) = value else {
+            return Ok(());
+        };
+        let mut seen = Vec::new();
+        for (key, value) in object {
+            let Some(field) = message
+                .get_field_by_json_name(key)
+                .or_else(|| message.get_field_by_name(key))
+            else {
+                continue;
+            };
+            if seen.contains(&field.number()) {
+                return Err(format!(
+                    "{path}{} is given twice (as {:?} and {:?})",
+                    field.name(),
+                    field.json_name(),
+                    field.name()
+                ));
+            }
+            seen.push(field.number());
+            let Kind::Message(inner) = field.kind() else {
+                continue;
+            };
+            let path = format!("{path}{}.", field.name());
+            let check = |value: &Value| {
+                if field.is_map() {
+                    // A map's values are its entry message's `value` field.
+                    let entry_value = inner.map_entry_value_field();
+                    match (entry_value.kind(), value) {
+                        (Kind::Message(m), Value::Object(entries)) => {
+                            entries.values().try_for_each(|v| nested(v, &m, &path))
+                        }
+                        _ => Ok(()),
+                    }
+                } else {
+                    nested(value, &inner, &path)
+                }
+            };
+            match value {
+                Value::Array(items) if field.is_list() => items.iter().try_for_each(check)?,
+                value => check(value)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Well-known types (`google.protobuf.Value`, …) have their own JSON
+    /// forms: only the policy's own messages are walked.
+    fn nested(value: &Value, message: &MessageDescriptor, path: &str) -> Result<(), String> {
+        if message.package_name() == "google.protobuf" {
+            return Ok(());
+        }
+        one_name_per_field(value, message, path)
     }
 }
