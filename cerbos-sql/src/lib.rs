@@ -179,8 +179,10 @@ pub struct PlanToSql {
     dialect: Dialect,
     columns: Arc<Vec<Mapped>>,
     joins: Arc<Vec<Join>>,
-    /// Translating a lambda's body: list operations are refused there.
+    /// Translating a lambda's body.
     in_lambda: bool,
+    /// The policies write arithmetic literals of the operand's type.
+    trust_literals: bool,
     /// How many lambdas the translation is inside: the aliases of a
     /// nested subquery carry it, so that they never shadow an outer one.
     depth: usize,
@@ -238,8 +240,25 @@ impl PlanToSql {
             columns: Arc::default(),
             joins: Arc::default(),
             in_lambda: false,
+            trust_literals: false,
             depth: 0,
         }
+    }
+
+    /// Declares that the policies write each number literal in arithmetic
+    /// with the type of the value it meets: `R.attr.x + 1.0` next to an
+    /// attribute (a double, as every attribute number is), `int(R.attr.n)
+    /// % 2` next to an `int()`.
+    ///
+    /// A plan shows `1` for both `1` and `1.0`, and CEL has no mixed
+    /// arithmetic: `R.attr.x + 1 > 2` fails in the PDP for every resource,
+    /// while the same plan computed in SQL would return rows. So without
+    /// this declaration, arithmetic with a whole-number constant is
+    /// refused (a fractional constant such as `0.5` can only be a double,
+    /// and is translated either way).
+    pub fn trust_arithmetic_literals(mut self) -> Self {
+        self.trust_literals = true;
+        self
     }
 
     /// Maps `variable` (as the plan names it, `request.resource.attr.x`)
@@ -715,7 +734,8 @@ impl PlanToSql {
                 if equality
                     && (column.role == Role::Element
                         || right.role == Role::Element
-                        || (column.null_as == NullAs::ExplicitNull
+                        || ((column.null_as == NullAs::ExplicitNull
+                            || right.null_as == NullAs::ExplicitNull)
                             && column.ty.and_then(kind_of).is_some()
                             && right.ty.and_then(kind_of).is_some()))
                 {

@@ -849,7 +849,7 @@ fn unsupported_list_shapes_are_refused_by_name() {
 
 #[test]
 fn computed_values_render_per_dialect() {
-    let add = || op("add", vec![var("d"), val(1.into())]);
+    let add = || op("add", vec![var("d"), val(0.5.into())]);
     let gt = |dialect| where_of(dialect, op("gt", vec![add(), val(2.into())]));
     // SQLite: no NaN, so a flag says where the result is NaN.
     let sqlite = gt(Dialect::Sqlite);
@@ -858,6 +858,14 @@ fn computed_values_render_per_dialect() {
         sqlite.contains(r#"("t"."d" + CAST(? AS REAL))"#),
         "{sqlite}"
     );
+    // `d + 1`: was it `1` (a CEL error) or `1.0`? Only a declaration says.
+    let whole = op(
+        "gt",
+        vec![op("add", vec![var("d"), val(1.into())]), val(2.into())],
+    );
+    assert!(refused(Dialect::Sqlite, whole.clone()).contains("trust_arithmetic_literals"));
+    let trusting = to_sql(Dialect::Sqlite).trust_arithmetic_literals();
+    assert!(trusting.filter(&PlanFilter::Conditional(whole)).is_ok());
     // PostgreSQL guards its own 'NaN'.
     let postgres = gt(Dialect::Postgres);
     assert!(postgres.contains("CAST('NaN' AS float8)"), "{postgres}");
@@ -865,15 +873,19 @@ fn computed_values_render_per_dialect() {
     let err = refused(Dialect::MySql, op("gt", vec![add(), val(2.into())]));
     assert!(err.contains("MySQL"), "{err}");
     // Two constants fold; NaN compares as CEL does.
-    let nan = op("div", vec![val(0.into()), val(0.into())]);
-    assert_eq!(
-        where_of(Dialect::Sqlite, op("ne", vec![nan.clone(), val(1.into())])),
-        "1 = 1"
-    );
-    assert_eq!(
-        where_of(Dialect::Sqlite, op("eq", vec![nan, val(1.into())])),
-        "1 = 0"
-    );
+    let nan = op("div", vec![val(0.0.into()), val(0.0.into())]);
+    let folded = |condition| {
+        let filter = to_sql(Dialect::Sqlite)
+            .trust_arithmetic_literals()
+            .filter(&PlanFilter::Conditional(condition))
+            .unwrap();
+        let mut query = Query::select();
+        query.column(Alias::new("id")).from(Alias::new("t"));
+        filter.apply(&mut query);
+        query.to_string(SqliteQueryBuilder)
+    };
+    assert!(folded(op("ne", vec![nan.clone(), val(1.into())])).ends_with("WHERE 1 = 1"));
+    assert!(folded(op("eq", vec![nan, val(1.into())])).ends_with("WHERE 1 = 0"));
     // `if` as a condition: an error in the condition is unknown (no ELSE).
     let ternary = op(
         "if",

@@ -20,6 +20,10 @@
 
 use super::*;
 
+const UNTRUSTED_LITERAL: &str = "a whole-number constant in arithmetic: the plan shows `1` for both \
+     `1` and `1.0`, and CEL has no mixed arithmetic (`R.attr.x + 1` fails in the PDP); declare \
+     PlanToSql::trust_arithmetic_literals if the policies write `1.0` next to attributes";
+
 /// The CEL type of a value computed in SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ty {
@@ -167,8 +171,9 @@ impl PlanToSql {
         let bad = |detail: &str| Self::unsupported(operator, detail);
         match (operator, e.operands.as_slice()) {
             ("add" | "sub" | "mult" | "div", [a, b]) => {
+                let divisor_is_column = matches!(b, Operand::Variable(_));
                 let (a, b) = (self.val(a, used)?, self.val(b, used)?);
-                self.arithmetic(operator, a, b)
+                self.arithmetic(operator, a, b, divisor_is_column)
             }
             ("if", [c, a, b]) => {
                 let c = SimpleExpr::from(self.condition(c, used)?);
@@ -232,6 +237,9 @@ impl PlanToSql {
                     return Err(bad(&format!(
                         "`%` by {d}: only by an integer other than -1"
                     )));
+                }
+                if !self.trust_literals {
+                    return Err(bad(UNTRUSTED_LITERAL));
                 }
                 let a = self.sql(&a, operator)?;
                 if *d == 0.0 {
@@ -335,10 +343,22 @@ impl PlanToSql {
         }
     }
 
-    fn arithmetic(&self, operator: &str, a: Val, b: Val) -> Result<Val, Error> {
+    fn arithmetic(
+        &self,
+        operator: &str,
+        a: Val,
+        b: Val,
+        divisor_is_column: bool,
+    ) -> Result<Val, Error> {
         let bad = |detail: &str| Self::unsupported(operator, detail);
         match (a.ty(), b.ty()) {
-            (Some(Ty::Number), Some(Ty::Number)) => {}
+            (Some(Ty::Number), Some(Ty::Number)) => {
+                // `1` or `1.0` in the policy? Only a declaration says.
+                let whole = |v: &Val| matches!(v, Val::Const(AttrValue::Number(f)) if f.is_finite() && f.fract() == 0.0);
+                if !self.trust_literals && (whole(&a) || whole(&b)) {
+                    return Err(bad(UNTRUSTED_LITERAL));
+                }
+            }
             (Some(Ty::String), Some(Ty::String)) if operator == "add" => {
                 if let (Val::Const(AttrValue::String(x)), Val::Const(AttrValue::String(y))) =
                     (&a, &b)
@@ -402,25 +422,41 @@ impl PlanToSql {
                     ),
                     _ => ("9e999", "-9e999", "NULL"),
                 };
-                // The divisor's sign of zero: known for a constant, in
-                // the text of a column ("-0", "-0.0").
-                let (negative_zero, sign_from_sql) = match divisor_sign {
-                    Some(z) => (if z.is_sign_negative() { TRUE } else { FALSE }, false),
-                    None => ("CAST(? AS TEXT) LIKE '-%'", true),
+                // The divisor's sign of zero: known for a constant; in
+                // PostgreSQL in the text of the value ("-0"); a SQLite
+                // column stores no -0.0 (it keeps 0.0, and the
+                // application sends what it reads), and a computed one
+                // shows none: unknown there.
+                let (negative_zero, sign_from_sql) = match (divisor_sign, self.dialect) {
+                    (Some(z), _) => (if z.is_sign_negative() { TRUE } else { FALSE }, false),
+                    (None, Dialect::Postgres) => ("CAST(? AS TEXT) LIKE '-%'", true),
+                    (None, _) if divisor_is_column => (FALSE, false),
+                    (None, _) => ("NULL", false),
+                };
+                // PostgreSQL orders 'NaN' above every number: NaN first.
+                let nan_first = match self.dialect {
+                    Dialect::Postgres => {
+                        "WHEN ? = CAST('NaN' AS float8) THEN CAST('NaN' AS float8) "
+                    }
+                    _ => "",
                 };
                 let template = format!(
-                    "(CASE WHEN ? = 0 THEN CASE WHEN ? IS NULL THEN NULL \
-                     WHEN ? > 0 THEN CASE WHEN {negative_zero} THEN {neg_inf} ELSE {inf} END \
-                     WHEN ? < 0 THEN CASE WHEN {negative_zero} THEN {inf} ELSE {neg_inf} END \
+                    "(CASE WHEN ? = 0 THEN CASE WHEN ? IS NULL THEN NULL {nan_first}\
+                     WHEN ? > 0 THEN CASE WHEN {negative_zero} THEN {neg_inf} WHEN NOT {negative_zero} THEN {inf} END \
+                     WHEN ? < 0 THEN CASE WHEN {negative_zero} THEN {inf} WHEN NOT {negative_zero} THEN {neg_inf} END \
                      ELSE {nan} END ELSE ? / ? END)"
                 );
-                let mut ordered = vec![y.clone(), x.clone(), x.clone()];
-                if sign_from_sql {
-                    ordered.push(y.clone());
+                let mut ordered = vec![y.clone(), x.clone()];
+                if self.dialect == Dialect::Postgres {
+                    ordered.push(x.clone());
                 }
                 ordered.push(x.clone());
                 if sign_from_sql {
-                    ordered.push(y.clone());
+                    ordered.extend([y.clone(), y.clone()]);
+                }
+                ordered.push(x.clone());
+                if sign_from_sql {
+                    ordered.extend([y.clone(), y.clone()]);
                 }
                 ordered.push(x);
                 ordered.push(y);

@@ -93,7 +93,10 @@ fn mapper(dialect: Dialect) -> PlanToSql {
             Column::string(parent("a_optional_string")),
         ),
     ];
+    // The corpus policy writes `1.0` next to attributes and `2` next to
+    // `int()`: declared, since a plan shows `1` for both `1` and `1.0`.
     let mut to_sql = PlanToSql::new(dialect)
+        .trust_arithmetic_literals()
         // The primary key, which the plan names `request.resource.id`.
         .column(
             "request.resource.id",
