@@ -703,14 +703,7 @@ impl PlanToSql {
                 _ => Ok(Expr::cust(UNKNOWN)),
             };
         }
-        let op = match operator {
-            "eq" => BinOper::Equal,
-            "ne" => BinOper::NotEqual,
-            "lt" => BinOper::SmallerThan,
-            "le" => BinOper::SmallerThanOrEqual,
-            "gt" => BinOper::GreaterThan,
-            _ => BinOper::GreaterThanOrEqual,
-        };
+        let op = bin_oper(operator);
         let equality = matches!(operator, "eq" | "ne");
         let col = &column.column;
         match other {
@@ -1242,6 +1235,18 @@ fn leaf(column: &ColumnRef, present: Present, on_null: OnNull) -> SimpleExpr {
 /// False for a PostgreSQL `'NaN'` double (NULL for NULL).
 fn not_nan(column: &ColumnRef) -> SimpleExpr {
     Expr::col(column.clone()).ne(Expr::cust("'NaN'::float8"))
+}
+
+/// The SQL operator of a comparison.
+fn bin_oper(operator: &str) -> BinOper {
+    match operator {
+        "eq" => BinOper::Equal,
+        "ne" => BinOper::NotEqual,
+        "lt" => BinOper::SmallerThan,
+        "le" => BinOper::SmallerThanOrEqual,
+        "gt" => BinOper::GreaterThan,
+        _ => BinOper::GreaterThanOrEqual,
+    }
 }
 
 fn mirror(operator: &str) -> &str {

@@ -604,15 +604,7 @@ impl PlanToSql {
             AttrValue::Number(f) if f.is_nan() => constant(Some(operator == "ne")),
             AttrValue::Number(_) => {
                 let bound = self.bound(value).map_err(bad)?;
-                let op = match operator {
-                    "eq" => BinOper::Equal,
-                    "ne" => BinOper::NotEqual,
-                    "lt" => BinOper::SmallerThan,
-                    "le" => BinOper::SmallerThanOrEqual,
-                    "gt" => BinOper::GreaterThan,
-                    _ => BinOper::GreaterThanOrEqual,
-                };
-                size.binary(op, bound)
+                size.binary(bin_oper(operator), bound)
             }
             AttrValue::List(_) | AttrValue::Map(_) => {
                 return Err(bad(format!("comparing a size with {value}")));

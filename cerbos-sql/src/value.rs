@@ -66,18 +66,6 @@ impl Val {
     }
 }
 
-/// The operators of a comparison.
-fn bin_oper(operator: &str) -> BinOper {
-    match operator {
-        "eq" => BinOper::Equal,
-        "ne" => BinOper::NotEqual,
-        "lt" => BinOper::SmallerThan,
-        "le" => BinOper::SmallerThanOrEqual,
-        "gt" => BinOper::GreaterThan,
-        _ => BinOper::GreaterThanOrEqual,
-    }
-}
-
 fn constant(b: bool) -> SimpleExpr {
     Expr::cust(if b { TRUE } else { FALSE })
 }
@@ -99,19 +87,9 @@ fn unless_null(exprs: &[&SimpleExpr], then: SimpleExpr) -> SimpleExpr {
     }
 }
 
-/// Whether `a op b` holds for two doubles, as CEL says.
-fn compare_f64(operator: &str, a: f64, b: f64) -> bool {
-    match operator {
-        "eq" => a == b,
-        "ne" => a != b,
-        "lt" => a < b,
-        "le" => a <= b,
-        "gt" => a > b,
-        _ => a >= b,
-    }
-}
-
-fn compare_ord<T: Ord>(operator: &str, a: &T, b: &T) -> bool {
+/// Whether `a op b` holds, as CEL says (a NaN is equal to nothing and
+/// ordered with nothing).
+fn holds<T: PartialOrd + ?Sized>(operator: &str, a: &T, b: &T) -> bool {
     match operator {
         "eq" => a == b,
         "ne" => a != b,
@@ -543,19 +521,15 @@ impl PlanToSql {
         // Two constants: decided here.
         match (&a, &b) {
             (Val::Const(AttrValue::Number(x)), Val::Const(AttrValue::Number(y))) => {
-                return Ok(constant(compare_f64(operator, *x, *y)));
+                return Ok(constant(holds(operator, x, y)));
             }
             (Val::Const(AttrValue::String(x)), Val::Const(AttrValue::String(y))) => {
-                return Ok(constant(compare_ord(
-                    operator,
-                    &x.as_bytes(),
-                    &y.as_bytes(),
-                )));
+                return Ok(constant(holds(operator, x.as_bytes(), y.as_bytes())));
             }
             (Val::Const(AttrValue::Bool(x)), Val::Const(AttrValue::Bool(y))) => {
-                return Ok(constant(compare_ord(operator, x, y)));
+                return Ok(constant(holds(operator, x, y)));
             }
-            (Val::Instant(x), Val::Instant(y)) => return Ok(constant(compare_ord(operator, x, y))),
+            (Val::Instant(x), Val::Instant(y)) => return Ok(constant(holds(operator, x, y))),
             _ => {}
         }
         // A column against an instant between two microseconds (SQL's
