@@ -6,12 +6,13 @@ use std::{fmt, future::Future, marker::PhantomData};
 use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use cerbos_tower::{
     Resource,
-    adapter::{Declaration, Required, loaded},
+    adapter::{Declaration, LoaderOutput, Required, loaded_row},
     layer::ResolveError,
 };
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
+    loaded::keep_row,
     path::resource_from_path,
     request::{app_authorizer, authorize},
 };
@@ -25,14 +26,14 @@ pub trait Spec {
     fn load(
         resource: Resource,
         req: HttpRequest,
-    ) -> impl Future<Output = Result<Option<Resource>, ResolveError>> + 'static;
+    ) -> impl Future<Output = Result<Option<impl LoaderOutput>, ResolveError>> + 'static;
 }
 
 /// The extractor `#[authorize(...)]` gives a handler in place of its
 /// arguments: it resolves the principal and the resource and asks the PDP,
 /// rejects like the guard, puts the [`Decision`](crate::Decision), the
-/// [`PermissionMap`](crate::PermissionMap), the principal and the resource
-/// into the request extensions, and only then runs the handler's own
+/// [`PermissionMap`](crate::PermissionMap), the principal, the resource and
+/// the loader's row ([`Loaded`](crate::Loaded)) into the request extensions, and only then runs the handler's own
 /// extractors `T` (actix would otherwise run them all at once, before the
 /// decision is known).
 pub struct Authorized<M, T = ()>(T, PhantomData<fn() -> M>);
@@ -62,7 +63,9 @@ impl<M: Spec + 'static, T: FromRequest + 'static> FromRequest for Authorized<M, 
             let authorizer = app_authorizer(&req)?;
             let resource = async {
                 let resource = resource_from_path(&req, declared.kind, declared.id_param, None)?;
-                loaded(M::load(resource, req.clone()).await)
+                let (resource, row) = loaded_row(M::load(resource, req.clone()).await)?;
+                keep_row(&req, row);
+                Ok(resource)
             };
             authorize(&authorizer, &req, resource, Required::Declared(&declared)).await?;
             let args = T::from_request(&req, &mut payload)

@@ -3,6 +3,7 @@
 mod authorized;
 mod authz;
 mod guard;
+mod loaded;
 mod path;
 mod rejection;
 mod request;
@@ -13,11 +14,14 @@ pub use cerbos_macros::actix_authorize as authorize;
 pub use cerbos_tower::{
     self, Client, MissingAuthorization, PlanFilter, Principal, Resource,
     layer::{
-        Actions, Authorizer, BearerJwt, Cerbos, Decision, PermissionMap, Plan, Reason, Rejection,
-        RejectionKind, ResolveError, Subject,
+        Actions, Authorizer, BearerJwt, Cerbos, CerbosBuilder, Decision, PermissionMap, Plan,
+        PrincipalFromExtension, Reason, Rejection, RejectionKind, ResolveError, Subject,
     },
 };
 pub use guard::{CerbosExt, CerbosGuard, CerbosGuardService};
+/// The request head that resolvers read (`.principal(|parts: &Parts| ..)`).
+pub use http::request::Parts;
+pub use loaded::Loaded;
 pub use path::{PathResource, ResourceResolver};
 pub use rejection::CerbosRejection;
 
@@ -25,7 +29,7 @@ pub use rejection::CerbosRejection;
 #[doc(hidden)]
 pub mod __private {
     pub use actix_web::HttpRequest;
-    pub use cerbos_tower::adapter::Declaration;
+    pub use cerbos_tower::adapter::{Declaration, LoaderOutput};
 
     pub use crate::authorized::Spec;
 }

@@ -8,10 +8,12 @@ use std::{future::Future, rc::Rc, sync::Arc};
 use actix_web::HttpRequest;
 use cerbos_tower::{
     Resource,
-    adapter::{PathParamsExt, id_param, loaded},
+    adapter::{LoaderOutput, PathParamsExt, id_param, loaded_row},
     layer::{ConfigError, PathTemplate, ResolveError},
 };
 use futures_util::future::LocalBoxFuture;
+
+use crate::loaded::keep_row;
 
 /// Finds the resource of a request, for a guard
 /// ([`CerbosExt::guard_with`](crate::CerbosExt::guard_with)).
@@ -39,22 +41,23 @@ where
     }
 }
 
-type Loader = Rc<
-    dyn Fn(
-        Resource,
-        HttpRequest,
-    ) -> LocalBoxFuture<'static, Result<Option<Resource>, ResolveError>>,
->;
+/// A loader whose answer is already applied: the resource, its row kept
+/// in the request's extensions.
+type Loader =
+    Rc<dyn Fn(Resource, HttpRequest) -> LocalBoxFuture<'static, Result<Resource, ResolveError>>>;
 
 /// A resource of a fixed kind whose id is a path parameter, optionally
 /// completed by a loader that reads the row (the loader gets the request,
 /// for app data such as a database pool).
 ///
-/// The id comes from actix's `match_info` (the parameter `id`, the only
-/// one, or the one named with [`id_param`](Self::id_param)). A middleware
-/// on `App` or `Scope` runs before actix matches the resource, so there
-/// the parameters are not known yet: give the route [`template`](Self::template)
-/// (`/contacts/{id}`, the full path) and the id is taken from the path.
+/// The id is the path parameter `id`, the only one, or the one named with
+/// [`id_param`](Self::id_param). On `Resource::wrap` it comes from
+/// actix's `match_info`. A middleware on `App` or `Scope` runs before
+/// actix matches the route: there the guard finds the pattern of the route
+/// that the path matches (`HttpRequest::match_pattern`) and reads the id
+/// from it, so a guarded scope works without configuration. A path that
+/// matches no route is a 404; a route of the scope without an id parameter
+/// (a list) is a 500 that names the route: give it its own scope.
 #[derive(Clone)]
 pub struct PathResource {
     kind: Arc<str>,
@@ -94,62 +97,91 @@ impl PathResource {
         self
     }
 
-    /// Matches the request path against `template` when actix has not
-    /// matched the route yet (middleware on `App` or `Scope`). Fails on an
+    /// Reads the id from `template` for the paths it matches, when actix
+    /// has not matched the route yet (middleware on `App` or `Scope`);
+    /// other paths fall back to the pattern of the route they match. Not
+    /// needed since the guard finds that pattern itself; kept for routes
+    /// whose pattern the guard cannot read (regex segments). Fails on an
     /// invalid template.
     pub fn template(mut self, template: &str) -> Result<Self, ConfigError> {
         self.template = Some(PathTemplate::new(template)?);
         Ok(self)
     }
 
-    /// Completes the resource with `loader`: it returns the resource with
-    /// attributes, `Ok(None)` if it does not exist (404), or an error.
-    pub fn load<F, Fut>(mut self, loader: F) -> Self
+    /// Completes the resource with `loader`, which gets the resource (kind
+    /// and id) and the request (for app data such as a database pool) and
+    /// returns the resource with attributes, or the resource and the
+    /// application's typed row (`Ok(Some((resource, row)))`, which the
+    /// handler takes as [`Loaded<Row>`](crate::Loaded): read once per
+    /// request), `Ok(None)` if it does not exist (404), or an error (500).
+    /// The same loader serves `#[authorize(load = ..)]` and
+    /// [`Authz::require_loaded`](crate::Authz::require_loaded).
+    pub fn load<F, Fut, O>(mut self, loader: F) -> Self
     where
         F: Fn(Resource, HttpRequest) -> Fut + 'static,
-        Fut: Future<Output = Result<Option<Resource>, ResolveError>> + 'static,
+        Fut: Future<Output = Result<Option<O>, ResolveError>> + 'static,
+        O: LoaderOutput,
     {
         self.loader = Some(Rc::new(move |resource, req| {
-            Box::pin(loader(resource, req))
+            let loading = loader(resource, req.clone());
+            Box::pin(async move {
+                let (resource, row) = loaded_row(loading.await)?;
+                keep_row(&req, row);
+                Ok(resource)
+            })
         }));
         self
     }
 }
 
 /// The resource of `kind` whose id is the path parameter `param` (or `id`,
-/// or the only one), from `match_info` or else from `template`.
+/// or the only one): from `match_info` once actix has matched the route
+/// (`Resource::wrap`, a handler); before that (a middleware on `App` or
+/// `Scope`), from `template` when the path matches it, else from the
+/// pattern of the route the path will match (actix's
+/// `HttpRequest::match_pattern`). A path that matches no route is a 404; a
+/// route without a parameter for the id (a list route inside a guarded
+/// scope) is a 500 that says so: the guard cannot check it.
 pub(crate) fn resource_from_path(
     req: &HttpRequest,
     kind: &str,
     param: Option<&str>,
     template: Option<&PathTemplate>,
 ) -> Result<Resource, ResolveError> {
-    let from_info = id_param(req.match_info().iter(), param).map(str::to_owned);
-    let id = match (from_info, template) {
-        (Some(id), _) => id,
-        (None, Some(template)) => {
-            let params = template
+    if let Some(id) = id_param(req.match_info().iter(), param) {
+        return Ok(Resource::new(kind, id));
+    }
+    let from_template = template.and_then(|template| template.match_path(req.path()));
+    let (params, route) = match from_template {
+        Some(params) => (
+            params,
+            template.map(PathTemplate::as_str).map(str::to_owned),
+        ),
+        None => {
+            let pattern = req
+                .match_pattern()
+                .ok_or_else(|| ResolveError::not_found("the request matches no route"))?;
+            let route = PathTemplate::new(&pattern).map_err(|err| {
+                ResolveError::internal(format!(
+                    "the route {pattern:?} cannot be read for the {kind} id ({err}): put the \
+                     guard on the route's resource (`web::resource(..).wrap(..)`)"
+                ))
+            })?;
+            let params = route
                 .match_path(req.path())
-                .ok_or_else(|| ResolveError::not_found("the path does not match the template"))?;
-            params
-                .resource_id(param)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    ResolveError::internal(format!(
-                        "the template {:?} has no parameter for the {kind} id",
-                        template.as_str()
-                    ))
-                })?
-        }
-        (None, None) => {
-            return Err(ResolveError::internal(format!(
-                "no path parameter for the {kind} id: name it {{id}} in the route, use \
-                 PathResource::id_param, or, for a middleware on App or Scope, \
-                 PathResource::template"
-            )));
+                .ok_or_else(|| ResolveError::not_found("the path does not match its route"))?;
+            (params, Some(pattern))
         }
     };
-    Ok(Resource::new(kind, id))
+    match params.resource_id(param) {
+        Some(id) => Ok(Resource::new(kind, id)),
+        None => Err(ResolveError::internal(format!(
+            "the route {} has no path parameter for the {kind} id: name it {{id}}, use \
+             PathResource::id_param, or do not put this route under the guard (a guard on \
+             a Scope checks every route of the scope)",
+            route.as_deref().unwrap_or("?")
+        ))),
+    }
 }
 
 impl ResourceResolver for PathResource {
@@ -166,10 +198,7 @@ impl ResourceResolver for PathResource {
         match (resource, &self.loader) {
             (Err(err), _) => Box::pin(std::future::ready(Err(err))),
             (Ok(resource), None) => Box::pin(std::future::ready(Ok(resource))),
-            (Ok(resource), Some(loader)) => {
-                let loading = loader(resource, req.clone());
-                Box::pin(async move { loaded(loading.await) })
-            }
+            (Ok(resource), Some(loader)) => loader(resource, req.clone()),
         }
     }
 }

@@ -8,8 +8,8 @@ use std::future::Future;
 
 use actix_web::{HttpMessage, HttpRequest, web};
 use cerbos_tower::{
-    Principal, Resource,
-    adapter::{RenderedRejection, Required, authorize_request},
+    Resource,
+    adapter::{RenderedRejection, Required, authorize_request, copy_actix_extensions},
     layer::{Authorizer, ResolveError},
 };
 use http::request::Parts;
@@ -34,7 +34,7 @@ pub(crate) fn app_authorizer(req: &HttpRequest) -> Result<Authorizer, actix_web:
 /// The head of `req` for the core (see [`http_parts`]); a head that does
 /// not convert is a bad request, rendered by `authorizer`.
 pub(crate) fn head(authorizer: &Authorizer, req: &HttpRequest) -> Result<Parts, CerbosRejection> {
-    http_parts(req).map_err(|err| {
+    http_parts(authorizer, req).map_err(|err| {
         let empty = http::Request::new(()).into_parts().0;
         RenderedRejection::new(authorizer, err.into(), &empty).into()
     })
@@ -61,11 +61,12 @@ pub(crate) async fn authorize(
 }
 
 /// The `http` 1 request head of an actix request: method, URI, version,
-/// headers, and the [`Principal`] of actix's request extensions in its
-/// extensions. A part that does not convert (only in theory: actix's are
+/// headers, and what the configured principal resolver reads of actix's
+/// request extensions (the `Principal`, or the application's user type)
+/// in its extensions. A part that does not convert (only in theory: actix's are
 /// `http` 0.2 types with the same rules) is a bad request, never guessed or
 /// left out.
-fn http_parts(req: &HttpRequest) -> Result<Parts, ResolveError> {
+fn http_parts(authorizer: &Authorizer, req: &HttpRequest) -> Result<Parts, ResolveError> {
     let mut parts = http::Request::new(()).into_parts().0;
     parts.method = http::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| ResolveError::bad_request("unreadable request method"))?;
@@ -83,9 +84,7 @@ fn http_parts(req: &HttpRequest) -> Result<Parts, ResolveError> {
             .map_err(|_| ResolveError::bad_request("unreadable header value"))?;
         parts.headers.append(name, value);
     }
-    if let Some(principal) = req.extensions().get::<Principal>() {
-        parts.extensions.insert(principal.clone());
-    }
+    copy_actix_extensions(authorizer, &req.extensions(), &mut parts.extensions);
     Ok(parts)
 }
 

@@ -3,15 +3,15 @@
 
 use std::{fmt, future::Future, marker::PhantomData};
 
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::FromRequestParts;
 use cerbos_tower::{
     Resource,
-    adapter::{Declaration, Required, authorize_request, loaded},
+    adapter::{Declaration, LoaderOutput, Required, authorize_request, loaded_row},
     layer::{Authorizer, ResolveError},
 };
 use http::request::Parts;
 
-use crate::{CerbosRejection, path::resource_from_path};
+use crate::{CerbosRejection, loaded::insert_allowed, path::resource_from_path};
 
 /// What `#[authorize(...)]` declares about a handler. Implemented by the
 /// attribute; not meant to be implemented by hand.
@@ -19,18 +19,43 @@ use crate::{CerbosRejection, path::resource_from_path};
 pub trait Spec<S> {
     const DECLARATION: Declaration;
 
+    /// The `Authorizer` of the router state.
+    fn authorizer(state: &S) -> Authorizer;
+
     fn load(
         resource: Resource,
         state: &S,
-    ) -> impl Future<Output = Result<Option<Resource>, ResolveError>> + Send;
+    ) -> impl Future<Output = Result<Option<impl LoaderOutput>, ResolveError>> + Send;
+}
+
+/// How the code `#[authorize(load = f, state = S)]` generates passes the
+/// state to `f`: a clone (`async fn f(Resource, S)`, the shape guards and
+/// `Authz::require_loaded` share) or a reference (`async fn f(Resource,
+/// &S)`).
+#[doc(hidden)]
+pub trait StateArg<T> {
+    fn state_arg(self) -> T;
+}
+
+impl<'a, S> StateArg<&'a S> for &'a S {
+    fn state_arg(self) -> &'a S {
+        self
+    }
+}
+
+impl<S: Clone> StateArg<S> for &S {
+    fn state_arg(self) -> S {
+        self.clone()
+    }
 }
 
 /// The extractor `#[authorize(...)]` puts first in a handler's arguments:
 /// it resolves the principal and the resource and asks the PDP before any
 /// other extractor runs, rejects like the layer, and puts the
 /// [`Decision`](crate::Decision), the [`PermissionMap`](crate::PermissionMap),
-/// the principal and the resource into the request extensions, where the
-/// handler's own extractors find them.
+/// the principal, the resource and the loader's row ([`Loaded`](crate::Loaded))
+/// into the request extensions, where the handler's own extractors find
+/// them.
 pub struct Authorized<M>(PhantomData<fn() -> M>);
 
 impl<M> fmt::Debug for Authorized<M> {
@@ -43,24 +68,23 @@ impl<S, M> FromRequestParts<S> for Authorized<M>
 where
     S: Send + Sync,
     M: Spec<S>,
-    Authorizer: FromRef<S>,
 {
     type Rejection = CerbosRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let declared = &M::DECLARATION;
-        let authorizer = Authorizer::from_ref(state);
-        let resource = async {
-            let resource = resource_from_path(parts, declared.kind, declared.id_param)?;
-            loaded(M::load(resource, state).await)
+        let authorizer = M::authorizer(state);
+        let mut row = None;
+        let allowed = {
+            let resource = async {
+                let resource = resource_from_path(parts, declared.kind, declared.id_param)?;
+                let (resource, found) = loaded_row(M::load(resource, state).await)?;
+                row = found;
+                Ok(resource)
+            };
+            authorize_request(&authorizer, parts, resource, Required::Declared(declared)).await?
         };
-        let allowed =
-            authorize_request(&authorizer, parts, resource, Required::Declared(declared)).await?;
-        let (permissions, decision, principal, resource) = allowed.into_extensions();
-        parts.extensions.insert(permissions);
-        parts.extensions.insert(decision);
-        parts.extensions.insert(principal);
-        parts.extensions.insert(resource);
+        insert_allowed(parts, allowed, row);
         Ok(Authorized(PhantomData))
     }
 }

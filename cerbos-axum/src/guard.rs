@@ -1,12 +1,18 @@
 //! [`CerbosExt`]: route guards made from a [`Cerbos`]. In axum a guard is
 //! the core's [`CerbosLayer`]; attach it with `route_layer`.
 
+use std::future::Future;
+
 use cerbos_tower::{
-    adapter::guard_kind,
-    layer::{Actions, Cerbos, CerbosLayer, ConfigError, Pdp, PrincipalResolver, ResourceResolver},
+    Resource,
+    adapter::{LoaderOutput, guard_kind},
+    layer::{
+        Actions, Cerbos, CerbosLayer, ConfigError, Pdp, PrincipalResolver, ResolveError,
+        ResourceResolver,
+    },
 };
 
-use crate::PathResource;
+use crate::{LoadedGuard, PathResource};
 
 /// Route guards on [`Cerbos`] for axum routers. Attach them with
 /// `route_layer`, so that unmatched paths stay 404.
@@ -29,6 +35,28 @@ pub trait CerbosExt<P, R> {
         resource: RR,
         actions: impl Into<Actions>,
     ) -> Result<CerbosLayer<P, R, RR>, ConfigError>;
+
+    /// A guard checking `actions` on the resource of `resource` (a
+    /// [`PathResource`]: the kind and the id parameter) completed by
+    /// `loader`, which gets the resource and a clone of `state` (the
+    /// router state, or what the loader needs of it) and returns
+    /// `Ok(Some((resource, row)))`: the row reaches the handler as
+    /// [`Loaded<Row>`](crate::Loaded), so it is read once per request.
+    /// The same loader serves `#[authorize(load = .., state = S)]` and
+    /// [`Authz::require_loaded`](crate::Authz::require_loaded). See
+    /// [`LoadedGuard`]. Fails on an invalid action list.
+    fn guard_loaded<S, F, Fut, O>(
+        &self,
+        resource: PathResource,
+        actions: impl Into<Actions>,
+        state: S,
+        loader: F,
+    ) -> Result<LoadedGuard<S, F>, ConfigError>
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(Resource, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<O>, ResolveError>> + Send + 'static,
+        O: LoaderOutput;
 }
 
 impl<P: Pdp, R: PrincipalResolver> CerbosExt<P, R> for Cerbos<P, R> {
@@ -46,5 +74,28 @@ impl<P: Pdp, R: PrincipalResolver> CerbosExt<P, R> for Cerbos<P, R> {
         actions: impl Into<Actions>,
     ) -> Result<CerbosLayer<P, R, RR>, ConfigError> {
         self.layer(resource, actions)
+    }
+
+    fn guard_loaded<S, F, Fut, O>(
+        &self,
+        resource: PathResource,
+        actions: impl Into<Actions>,
+        state: S,
+        loader: F,
+    ) -> Result<LoadedGuard<S, F>, ConfigError>
+    where
+        S: Clone + Send + Sync + 'static,
+        F: Fn(Resource, S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Option<O>, ResolveError>> + Send + 'static,
+        O: LoaderOutput,
+    {
+        let actions = actions.into().build()?;
+        Ok(LoadedGuard::new(
+            self.authorizer(),
+            &resource,
+            actions,
+            state,
+            loader,
+        ))
     }
 }

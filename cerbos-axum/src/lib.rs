@@ -3,6 +3,7 @@
 mod authorized;
 mod authz;
 mod guard;
+mod loaded;
 mod path;
 mod rejection;
 
@@ -12,18 +13,35 @@ pub use cerbos_macros::axum_authorize as authorize;
 pub use cerbos_tower::{
     self, Client, MissingAuthorization, PlanFilter, Principal, Resource,
     layer::{
-        Actions, Authorizer, BearerJwt, Cerbos, Decision, PermissionMap, Plan, Reason, Rejection,
-        RejectionKind, ResolveError, ResourceResolver, Subject,
+        Actions, Authorizer, BearerJwt, Cerbos, CerbosBuilder, Decision, PermissionMap, Plan,
+        PrincipalFromExtension, Reason, Rejection, RejectionKind, ResolveError, ResourceResolver,
+        Subject,
     },
 };
 pub use guard::CerbosExt;
+/// The request head that resolvers read (`.principal(|parts: &Parts| ..)`).
+pub use http::request::Parts;
+pub use loaded::{Loaded, LoadedGuard, LoadedGuardService};
 pub use path::PathResource;
 pub use rejection::{CerbosRejection, MAX_REJECTION_BODY, RejectionHandler, on_rejection};
 
 /// Used by the code `#[authorize]` generates.
 #[doc(hidden)]
 pub mod __private {
-    pub use cerbos_tower::adapter::Declaration;
+    pub use axum::extract::FromRef;
+    pub use cerbos_tower::adapter::{Declaration, LoaderOutput};
 
-    pub use crate::authorized::Spec;
+    pub use crate::authorized::{Spec, StateArg};
+
+    /// The `Authorizer` of the router state `S`. Called by the code that
+    /// `#[authorize(.., state = S)]` generates, so that a missing
+    /// `impl FromRef<S> for Authorizer` is one error at `state = S` that
+    /// names it ("the trait `FromRef<S>` is not implemented for
+    /// `Authorizer`"), not axum's "`Handler<_, _>` is not implemented".
+    pub fn authorizer_from_state<S>(state: &S) -> crate::Authorizer
+    where
+        crate::Authorizer: axum::extract::FromRef<S>,
+    {
+        axum::extract::FromRef::from_ref(state)
+    }
 }

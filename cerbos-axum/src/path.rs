@@ -57,6 +57,11 @@ impl PathResource {
         self
     }
 
+    /// The kind and the id parameter.
+    pub(crate) fn parts(&self) -> (Arc<str>, Option<Arc<str>>) {
+        (self.kind.clone(), self.param.clone())
+    }
+
     fn resource(&self, parts: &Parts) -> Result<Resource, ResolveError> {
         resource_from_path(parts, &self.kind, self.param.as_deref())
     }

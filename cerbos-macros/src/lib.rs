@@ -3,7 +3,8 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{
     Ident, ItemFn, LitStr, Path, Token, Type, bracketed,
     parse::{Parse, ParseStream},
@@ -254,7 +255,7 @@ fn expand(
     // What differs between the frameworks: the crate, the `Spec` impl,
     // the loader's second argument (axum's state, actix's request) and
     // whether its future must be `Send` (axum) or may be local (actix).
-    let (krate, spec_trait, context_ty, bound, load_call) = match framework {
+    let (krate, spec_trait, context_ty, bound, load_call, extra) = match framework {
         Framework::Axum => {
             let (generics, state_ty) = match &state {
                 Some(ty) => (quote!(), quote!(#ty)),
@@ -263,8 +264,33 @@ fn expand(
                     quote!(__S),
                 ),
             };
+            let where_clause = match &state {
+                Some(_) => quote!(),
+                None => quote!(
+                    where ::cerbos_axum::Authorizer: ::cerbos_axum::__private::FromRef<__S>
+                ),
+            };
+            // A declared state's missing `FromRef<S> for Authorizer` is
+            // one error, at `state = S`, that names the impl (the function
+            // body, not the impl, needs it: the handler stays a handler).
+            let from_state = match &state {
+                Some(ty) => quote_spanned!(ty.span()=>
+                    ::cerbos_axum::__private::authorizer_from_state::<#ty>(state)
+                ),
+                None => quote!(::cerbos_axum::__private::authorizer_from_state::<__S>(
+                    state
+                )),
+            };
+            let authorizer = quote! {
+                fn authorizer(state: &#state_ty) -> ::cerbos_axum::Authorizer {
+                    #from_state
+                }
+            };
             let load_call = match (&load, &state) {
-                (Some(load), Some(_)) => Some(quote!(#load(resource, context))),
+                (Some(load), Some(_)) => Some(quote!(#load(
+                    resource,
+                    ::cerbos_axum::__private::StateArg::state_arg(context)
+                ))),
                 (Some(load), None) => Some(quote!(#load(resource))),
                 (None, _) => None,
             };
@@ -274,6 +300,7 @@ fn expand(
                 quote!(&#state_ty),
                 quote!(::core::marker::Send),
                 load_call,
+                (where_clause, authorizer),
             )
         }
         Framework::Actix => {
@@ -290,6 +317,7 @@ fn expand(
                 quote!(::cerbos_actix::__private::HttpRequest),
                 quote!('static),
                 load.as_ref().map(|load| quote!(#load(resource, context))),
+                (quote!(), quote!()),
             )
         }
     };
@@ -298,12 +326,15 @@ fn expand(
             ::core::option::Option::Some(resource)
         )))
     });
+    let (where_clause, authorizer) = extra;
     let spec = quote! {
         #[doc(hidden)]
         #[allow(non_camel_case_types)]
         #vis struct #marker;
 
-        #spec_trait for #marker {
+        #spec_trait for #marker #where_clause {
+            #authorizer
+
             const DECLARATION: #krate::__private::Declaration = #krate::__private::Declaration {
                 kind: #kind,
                 actions: &[#(#actions),*],
@@ -317,7 +348,7 @@ fn expand(
                 context: #context_ty,
             ) -> impl ::core::future::Future<
                 Output = ::core::result::Result<
-                    ::core::option::Option<#krate::Resource>,
+                    ::core::option::Option<impl #krate::__private::LoaderOutput>,
                     #krate::ResolveError,
                 >,
             > + #bound {

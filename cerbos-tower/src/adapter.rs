@@ -78,6 +78,72 @@ pub fn loaded(answer: Result<Option<Resource>, ResolveError>) -> Result<Resource
     crate::layer::loaded(answer)
 }
 
+/// Why a loader's `Ok(None)` is a 404.
+const NOTHING_LOADED: &str = "the loader found no resource";
+
+/// What a loader found: the [`Resource`] with its attributes, or the
+/// resource and the application's typed row `(Resource, T)`, which the
+/// adapters hand to the handler (`Loaded<T>`) so that the row is read once.
+pub trait LoaderOutput: Send + 'static {
+    /// The typed row (`Infallible` for a loader that returns only the
+    /// resource).
+    type Row: Clone + Send + Sync + 'static;
+
+    /// The resource, and the row if there is one.
+    fn into_parts(self) -> (Resource, Option<Self::Row>);
+}
+
+impl LoaderOutput for Resource {
+    type Row = std::convert::Infallible;
+
+    fn into_parts(self) -> (Resource, Option<Self::Row>) {
+        (self, None)
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static> LoaderOutput for (Resource, T) {
+    type Row = T;
+
+    fn into_parts(self) -> (Resource, Option<T>) {
+        (self.0, Some(self.1))
+    }
+}
+
+/// [`loaded`] for a loader that may also return its typed row: the
+/// resource and the row, a 404 for `Ok(None)`, or the loader's error.
+///
+/// ```
+/// use cerbos_tower::{Resource, adapter::loaded_row, layer::{ResolveError, ResolveErrorKind}};
+/// let found: Result<Option<(Resource, u32)>, ResolveError> = Ok(Some((Resource::new("doc", "1"), 7)));
+/// assert_eq!(loaded_row(found).unwrap().1, Some(7));
+/// let missing: Result<Option<(Resource, u32)>, ResolveError> = Ok(None);
+/// assert_eq!(loaded_row(missing).unwrap_err().kind(), ResolveErrorKind::NotFound);
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn loaded_row<O: LoaderOutput>(
+    answer: Result<Option<O>, ResolveError>,
+) -> Result<(Resource, Option<O::Row>), ResolveError> {
+    match answer? {
+        Some(found) => Ok(found.into_parts()),
+        None => Err(ResolveError::not_found(NOTHING_LOADED)),
+    }
+}
+
+/// Copies what the principal resolver configured on
+/// [`Cerbos`](crate::layer::Cerbos) reads (the [`Principal`], or the
+/// application's user type of
+/// [`principal_from_extension`](crate::layer::CerbosBuilder::principal_from_extension))
+/// from actix's request extensions into the `http::request::Parts` an
+/// adapter builds for [`Authorizer::subject`].
+#[cfg(feature = "actix")]
+pub fn copy_actix_extensions(
+    authorizer: &Authorizer,
+    from: &actix_web::dev::Extensions,
+    to: &mut http::Extensions,
+) {
+    authorizer.copy_actix_extensions(from, to);
+}
+
 /// The [`Authorizer`]'s entry points for adapters.
 pub trait AuthorizerExt {
     /// Checks a route's `actions` for `method` on `resource`, as the layer
@@ -374,6 +440,25 @@ impl HandlerChecks {
             .map_err(|rejection| self.rendered(rejection))
     }
 
+    /// Loads a row with the application's loader (the same one its guards
+    /// and `#[authorize]` use), then [`require`](Self::require)s `actions`
+    /// on the resource it returns: the row and the decision, or the
+    /// rejection (404 when the loader finds nothing, 500 for a loader
+    /// error, then the check's own rejections).
+    pub async fn require_loaded<T, A: Into<String>>(
+        &self,
+        found: impl Future<Output = Result<Option<(Resource, T)>, ResolveError>>,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<(T, Decision), RenderedRejection> {
+        let (resource, row) = match found.await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(self.rendered(ResolveError::not_found(NOTHING_LOADED).into())),
+            Err(err) => return Err(self.rendered(err.into())),
+        };
+        let decision = self.require(resource, actions).await?;
+        Ok((row, decision))
+    }
+
     fn rendered(&self, rejection: Rejection) -> RenderedRejection {
         RenderedRejection::new(&self.authorizer, rejection, &self.head)
     }
@@ -444,6 +529,22 @@ macro_rules! __authz_methods {
                 actions: impl IntoIterator<Item = A>,
             ) -> Result<Vec<$crate::layer::PermissionMap>, $rejection> {
                 Ok(self.0.permissions(resources, actions).await?)
+            }
+
+            /// Awaits `found`, a call of the application's loader (the
+            /// one its guards and `#[authorize]` use), then
+            /// [`require`](Self::require)s `actions` on the resource it
+            /// returns: the typed row and the decision. Fail-closed: the
+            /// loader finding nothing is a 404, a loader error a 500, both
+            /// rendered as the layer would, then the check's rejections.
+            pub async fn require_loaded<T, A: Into<String>>(
+                &self,
+                found: impl ::core::future::Future<
+                    Output = Result<Option<($crate::Resource, T)>, $crate::layer::ResolveError>,
+                >,
+                actions: impl IntoIterator<Item = A>,
+            ) -> Result<(T, $crate::layer::Decision), $rejection> {
+                Ok(self.0.require_loaded(found, actions).await?)
             }
         }
     };

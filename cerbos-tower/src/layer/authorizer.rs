@@ -75,6 +75,8 @@ trait Erased: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Vec<PermissionMap>, Rejection>>;
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes>;
     fn has_custom_rejection(&self) -> bool;
+    #[cfg(feature = "actix")]
+    fn copy_actix_extensions(&self, from: &actix_web::dev::Extensions, to: &mut http::Extensions);
 }
 
 impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
@@ -116,6 +118,7 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
             actions,
             request_id,
             &subject.context,
+            &self.kinds,
         );
         Box::pin(async move {
             let answer = fut.await;
@@ -193,6 +196,11 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
 
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
         Shared::render(self, rejection, parts)
+    }
+
+    #[cfg(feature = "actix")]
+    fn copy_actix_extensions(&self, from: &actix_web::dev::Extensions, to: &mut http::Extensions) {
+        self.principal.copy_actix_extensions(from, to);
     }
 
     fn has_custom_rejection(&self) -> bool {
@@ -479,5 +487,16 @@ impl Authorizer {
     /// the default one.
     pub fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes> {
         self.inner.render(rejection, parts)
+    }
+
+    /// What the configured principal resolver reads, copied from actix's
+    /// request extensions into `to` (see [`crate::adapter::copy_actix_extensions`]).
+    #[cfg(feature = "actix")]
+    pub(crate) fn copy_actix_extensions(
+        &self,
+        from: &actix_web::dev::Extensions,
+        to: &mut http::Extensions,
+    ) {
+        self.inner.copy_actix_extensions(from, to);
     }
 }

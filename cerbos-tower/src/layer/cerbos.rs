@@ -6,8 +6,8 @@ use std::{fmt, sync::Arc};
 use http::StatusCode;
 
 use super::{
-    Actions, Annotations, CerbosLayer, ConfigError, OnRejection, Pdp, PrincipalFromExtensions,
-    PrincipalResolver, ResourceResolver,
+    Actions, Annotations, CerbosLayer, ConfigError, OnRejection, Pdp, PrincipalFromExtension,
+    PrincipalFromExtensions, PrincipalResolver, ResourceResolver,
     config::{Route, Shared},
 };
 
@@ -133,6 +133,41 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
             annotations: self.annotations,
             forward_trace: self.forward_trace,
         }
+    }
+
+    /// The principal derived from the application's own user type `T`,
+    /// which its authentication layer puts into the request extensions:
+    ///
+    /// ```
+    /// # use cerbos_tower::{Client, Principal, layer::Cerbos};
+    /// #[derive(Clone)]
+    /// struct CurrentUser { id: u64, admin: bool, department: String }
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// # let client = Client::builder("http://127.0.0.1:3593").build()?;
+    /// let cerbos = Cerbos::builder(client)
+    ///     .principal_from_extension(|user: &CurrentUser| {
+    ///         Principal::new(user.id.to_string(), [if user.admin { "admin" } else { "user" }])
+    ///             .with_attr("department", user.department.as_str())
+    ///     })
+    ///     .build()?;
+    /// # let _ = cerbos; Ok(()) }
+    /// ```
+    ///
+    /// A request without a `T` is a 500, logged at ERROR with the type's
+    /// name: the application's authentication did not run before the
+    /// Cerbos layer (see [`PrincipalFromExtension`]).
+    pub fn principal_from_extension<T, F>(
+        self,
+        map: F,
+    ) -> CerbosBuilder<P, PrincipalFromExtension<T, F>>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: Fn(&T) -> crate::Principal + Send + Sync + 'static,
+    {
+        self.principal(PrincipalFromExtension::new(map))
     }
 
     /// The status of the response when the PDP gives no usable answer
@@ -282,6 +317,7 @@ impl<P: super::Pdp, R: PrincipalResolver> CerbosBuilder<P, R> {
                 problem_json: self.problem_json,
                 on_rejection: self.on_rejection,
                 bypass,
+                kinds: Arc::default(),
             }),
         })
     }

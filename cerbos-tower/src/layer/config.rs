@@ -43,6 +43,8 @@ pub(crate) struct Shared<P, R> {
     pub(crate) bypass: bool,
     pub(crate) annotations: Option<AnnotationRules>,
     pub(crate) forward_trace: bool,
+    /// Resource kinds that no policy matches, logged once.
+    pub(crate) kinds: std::sync::Arc<super::no_policy::KindWatch>,
 }
 
 impl<P, R> Shared<P, R> {

@@ -11,7 +11,8 @@ use tracing::field::Empty;
 
 use super::{
     BoxPlanFuture, Decision, Pdp, PermissionMap, Reason, Rejection, RejectionKind,
-    actions::ActionSpec, context::CallContext, decision::ActionOutcome, telemetry,
+    actions::ActionSpec, context::CallContext, decision::ActionOutcome, no_policy::KindWatch,
+    telemetry,
 };
 use crate::{
     AuxData, CheckResources, CheckResourcesResponse, PlanFilter, PlanResources,
@@ -27,6 +28,8 @@ pub(crate) struct Pending {
     started: Instant,
     /// A JWT went with the check as aux data.
     sent_jwt: bool,
+    /// The check asked for meta, to find a kind no policy matches.
+    watch: Option<Arc<KindWatch>>,
 }
 
 /// Starts a check of `actions` on `resource`: the PDP's future, and what
@@ -39,8 +42,13 @@ pub(crate) fn begin_check<P: Pdp>(
     actions: Arc<[ActionSpec]>,
     request_id: String,
     context: &CallContext,
+    kinds: &Arc<KindWatch>,
 ) -> (P::Future, Pending) {
     let mut check = context.apply_check(CheckResources::new(principal).request_id(&request_id));
+    let watch = kinds.wants_meta(resource.kind()).then(|| kinds.clone());
+    if watch.is_some() {
+        check = check.include_meta(true);
+    }
     check.push(resource.clone(), actions.iter().map(|a| &*a.action));
     let sent_jwt = aux_data.is_some();
     if let Some(aux) = aux_data {
@@ -63,6 +71,7 @@ pub(crate) fn begin_check<P: Pdp>(
         span,
         started: Instant::now(),
         sent_jwt,
+        watch,
     };
     (fut, pending)
 }
@@ -77,6 +86,9 @@ pub(crate) fn finish_check(
     // expired, unknown key set) with INVALID_ARGUMENT: the client is not
     // authenticated.
     let bad_jwt = pending.sent_jwt && matches!(answer, Err(crate::Error::InvalidArgument { .. }));
+    if let (Some(kinds), Ok(answer)) = (&pending.watch, &answer) {
+        kinds.inspect(pending.resource.kind(), answer);
+    }
     let (decision, cause) = evaluate(
         &pending.resource,
         &pending.actions,

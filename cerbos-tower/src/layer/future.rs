@@ -167,6 +167,7 @@ where
                             actions.clone(),
                             request_id,
                             &shared.call_context(this.parts),
+                            &shared.kinds,
                         );
                         *this.check = Some(pending);
                         this.state.set(State::Check { fut });

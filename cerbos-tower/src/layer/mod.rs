@@ -141,6 +141,7 @@ mod decision;
 mod evaluate;
 mod extract;
 mod future;
+mod no_policy;
 mod pdp;
 mod rejection;
 mod resolve;
@@ -161,8 +162,9 @@ pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, BoxPlanFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};
 pub use resolve::{
-    BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtensions, PrincipalResolver,
-    ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath, ResourceResolver,
+    BearerJwt, Load, PathParams, PathTemplate, PrincipalFromExtension, PrincipalFromExtensions,
+    PrincipalResolver, ResolveError, ResolveErrorKind, ResourceFromExtensions, ResourceFromPath,
+    ResourceResolver,
 };
 pub(crate) use resolve::{id_param, loaded};
 pub use service::CerbosService;

@@ -11,10 +11,12 @@ use http::request::Parts;
 
 use crate::{AuxData, Principal, Resource};
 
+mod extension;
 mod jwt;
 mod load;
 mod path;
 
+pub use extension::PrincipalFromExtension;
 pub use jwt::BearerJwt;
 pub use load::Load;
 pub(crate) use load::loaded;
@@ -128,6 +130,18 @@ pub trait PrincipalResolver: Send + Sync + 'static {
     /// extensions, so the layer need not insert it again. Default `false`.
     fn is_from_extensions(&self) -> bool {
         false
+    }
+
+    /// For `cerbos-actix`, whose requests are not `http::Request`s: copies
+    /// what [`resolve_principal`](Self::resolve_principal) reads from
+    /// actix's request extensions into the `http` ones. By default the
+    /// [`Principal`].
+    #[cfg(feature = "actix")]
+    #[doc(hidden)]
+    fn copy_actix_extensions(&self, from: &actix_web::dev::Extensions, to: &mut http::Extensions) {
+        if let Some(principal) = from.get::<Principal>() {
+            to.insert(principal.clone());
+        }
     }
 }
 
