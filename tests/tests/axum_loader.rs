@@ -63,13 +63,7 @@ async fn load_row(
     if contact.id() == "broken" {
         return Err(ResolveError::internal("the database is down"));
     }
-    Ok(state.db.get(contact.id()).map(|row| {
-        let resource = contact
-            .with_attr("owner_id", row.owner_id.as_str())
-            .with_attr("is_active", row.is_active)
-            .with_attr("marketing_opt_in", row.marketing_opt_in);
-        (resource, row.clone())
-    }))
+    load_contact_row(&state.db, contact)
 }
 
 /// What the handlers answer: the row they were handed and the permissions.

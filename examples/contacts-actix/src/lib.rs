@@ -21,9 +21,10 @@ use actix_web::{
     web,
 };
 use cerbos_actix::{
-    Authorizer, Authz, CerbosRejection, PermissionMap, ResolveError, Resource, authorize,
+    Authorizer, Authz, CerbosRejection, Declaration, PermissionMap, ResolveError, Resource,
+    authorize, declaration,
 };
-use contacts_shared::{Contact, Db, NewContact, list_json, write_answer};
+use contacts_shared::{CREATE, Contact, Db, LIST, NewContact, list_json, write_answer};
 use serde_json::json;
 
 /// Registers the routes, the app data and authentication on `config`;
@@ -105,7 +106,7 @@ async fn load_contact(
 }
 
 async fn list(db: web::Data<Db>, authz: Authz) -> Result<HttpResponse, CerbosRejection> {
-    let plan = authz.plan("contact", ["read"]).await?;
+    let plan = authz.plan(LIST.kind, LIST.actions.iter().copied()).await?;
     let contacts = match db.listed(plan.filter()) {
         Ok(contacts) => contacts,
         Err(code) => {
@@ -115,7 +116,9 @@ async fn list(db: web::Data<Db>, authz: Authz) -> Result<HttpResponse, CerbosRej
         }
     };
     let resources = contacts.iter().map(Contact::resource);
-    let permissions = authz.permissions(resources, ["update", "delete"]).await?;
+    let permissions = authz
+        .permissions(resources, LIST.permissions.iter().copied())
+        .await?;
     Ok(HttpResponse::Ok().json(list_json(&contacts, permissions)))
 }
 
@@ -145,7 +148,9 @@ async fn create(
         Ok(new) => new,
         Err(why) => return Ok(HttpResponse::BadRequest().body(why)),
     };
-    authz.require(new.resource("new"), ["create"]).await?;
+    authz
+        .require(new.resource("new"), CREATE.actions.iter().copied())
+        .await?;
     Ok(answer(write_answer(db.insert_checked(&new), 201, |c| {
         c.to_json()
     })))
@@ -180,4 +185,17 @@ async fn update(
 async fn remove(db: web::Data<Db>, checked: web::ReqData<Resource>) -> HttpResponse {
     let deleted = db.delete_checked(&checked);
     answer(write_answer(deleted, 200, |id| json!({ "deleted": id })))
+}
+
+/// Everything this app can ask the PDP about: the declarations of its
+/// `#[authorize]` handlers and of its in-handler checks, for a test that
+/// checks them against the policies (`cerbos_testkit::PolicyCoverage`).
+pub fn declarations() -> [Declaration; 5] {
+    [
+        declaration!(show),
+        declaration!(update),
+        declaration!(remove),
+        LIST,
+        CREATE,
+    ]
 }

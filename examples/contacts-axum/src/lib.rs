@@ -21,10 +21,10 @@ use axum::{
     routing::{get, post},
 };
 use cerbos_axum::{
-    Authorizer, Authz, Cerbos, CerbosRejection, Client, PermissionMap, ResolveError, Resource,
-    authorize,
+    Authorizer, Authz, Cerbos, CerbosRejection, Client, Declaration, PermissionMap, ResolveError,
+    Resource, authorize, declaration,
 };
-use contacts_shared::{Contact, Db, NewContact, list_json, write_answer};
+use contacts_shared::{CREATE, Contact, Db, LIST, NewContact, list_json, write_answer};
 use serde_json::json;
 
 /// What the handlers share.
@@ -96,7 +96,7 @@ async fn load_contact(
 }
 
 async fn list(State(state): State<AppState>, authz: Authz) -> Result<Response, CerbosRejection> {
-    let plan = authz.plan("contact", ["read"]).await?;
+    let plan = authz.plan(LIST.kind, LIST.actions.iter().copied()).await?;
     let contacts = match state.db.listed(plan.filter()) {
         Ok(contacts) => contacts,
         Err(code) => {
@@ -106,7 +106,9 @@ async fn list(State(state): State<AppState>, authz: Authz) -> Result<Response, C
         }
     };
     let resources = contacts.iter().map(Contact::resource);
-    let permissions = authz.permissions(resources, ["update", "delete"]).await?;
+    let permissions = authz
+        .permissions(resources, LIST.permissions.iter().copied())
+        .await?;
     Ok(Json(list_json(&contacts, permissions)).into_response())
 }
 
@@ -137,7 +139,9 @@ async fn create(
         Ok(new) => new,
         Err(why) => return Ok((StatusCode::BAD_REQUEST, why).into_response()),
     };
-    authz.require(new.resource("new"), ["create"]).await?;
+    authz
+        .require(new.resource("new"), CREATE.actions.iter().copied())
+        .await?;
     let written = state.db.insert_checked(&new);
     Ok(answer(write_answer(written, 201, |c| c.to_json())))
 }
@@ -176,4 +180,17 @@ async fn remove(
 ) -> Response {
     let deleted = state.db.delete_checked(&checked);
     answer(write_answer(deleted, 200, |id| json!({ "deleted": id })))
+}
+
+/// Everything this app can ask the PDP about: the declarations of its
+/// `#[authorize]` handlers and of its in-handler checks, for a test that
+/// checks them against the policies (`cerbos_testkit::PolicyCoverage`).
+pub fn declarations() -> [Declaration; 5] {
+    [
+        declaration!(show),
+        declaration!(update),
+        declaration!(remove),
+        LIST,
+        CREATE,
+    ]
 }

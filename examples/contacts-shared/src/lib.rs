@@ -9,10 +9,27 @@ use std::{
 };
 
 use cerbos_sql::{Column, Dialect, PlanToSql};
-use cerbos_tower::{PlanFilter, Principal, Resource, layer::PermissionMap};
+use cerbos_tower::{PlanFilter, Principal, Resource, adapter::Declaration, layer::PermissionMap};
 use rusqlite::{Connection, OptionalExtension, types::Value as SqlValue};
 use sea_query::{Alias, Query, SqliteQueryBuilder};
 use serde_json::{Value, json};
+
+/// What the list asks in its handler: a plan for `read`, and each row's
+/// `update` and `delete` permissions.
+pub const LIST: Declaration = Declaration {
+    kind: "contact",
+    actions: &["read"],
+    permissions: &["update", "delete"],
+    id_param: None,
+};
+
+/// What `create` requires in its handler.
+pub const CREATE: Declaration = Declaration {
+    kind: "contact",
+    actions: &["create"],
+    permissions: &[],
+    id_param: None,
+};
 
 /// The policies of the contact directory.
 pub fn policy_dir() -> PathBuf {

@@ -124,6 +124,16 @@ pub fn load_contact(db: &Db, resource: Resource) -> Result<Option<Resource>, Res
     }))
 }
 
+/// The contact with the given id as a loader with a row returns it: the
+/// resource with the row's attributes, and the row.
+pub fn load_contact_row(
+    db: &Db,
+    resource: Resource,
+) -> Result<Option<(Resource, Contact)>, ResolveError> {
+    let row = db.get(resource.id()).cloned();
+    Ok(load_contact(db, resource)?.zip(row))
+}
+
 pub struct Rng(pub u64);
 
 impl Rng {

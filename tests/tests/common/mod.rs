@@ -141,3 +141,28 @@ fn b64url(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Sends `method path` with `body` as the user `user` (`x-user`) to an
+/// actix test service: the status and the body.
+pub async fn actix_call<B: actix_web::body::MessageBody>(
+    app: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse<B>,
+        Error = actix_web::Error,
+    >,
+    method: &str,
+    path: &str,
+    user: &str,
+    body: &str,
+) -> (u16, String) {
+    let req = actix_web::test::TestRequest::default()
+        .method(method.parse().unwrap())
+        .uri(path)
+        .insert_header(("x-user", user))
+        .set_payload(body.to_owned())
+        .to_request();
+    let response = actix_web::test::call_service(app, req).await;
+    let status = response.status().as_u16();
+    let body = actix_web::test::read_body(response).await;
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}

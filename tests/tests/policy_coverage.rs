@@ -1,0 +1,78 @@
+//! Every (resource kind, action) the contact examples can ask about, from
+//! their `#[authorize]` handlers' and in-handler checks' declarations, is
+//! covered by `examples/policies`; a typo in a kind or an action would
+//! fail here, with the list of what no policy covers, before production.
+
+mod common;
+
+use cerbos_testkit::PolicyCoverage;
+use cerbos_tower::adapter::Declaration;
+
+#[test]
+fn the_contact_examples_ask_only_what_the_policies_cover() {
+    let coverage = PolicyCoverage::load(common::contact_policy_dir()).unwrap();
+    assert_eq!(
+        coverage.kinds().keys().collect::<Vec<_>>(),
+        ["contact"],
+        "the policies of the examples"
+    );
+    for (app, declarations) in [
+        ("contacts-axum", contacts_axum::declarations()),
+        ("contacts-actix", contacts_actix::declarations()),
+    ] {
+        let asked: Vec<_> = declarations.iter().flat_map(Declaration::asked).collect();
+        assert_eq!(asked.len(), 9, "{app}: {asked:?}");
+        if let Err(gaps) = coverage.check(asked) {
+            panic!("{app}: {gaps}");
+        }
+    }
+}
+
+#[test]
+fn a_kind_typo_and_an_action_no_rule_mentions_are_listed() {
+    let coverage = PolicyCoverage::load(common::contact_policy_dir()).unwrap();
+    // `contact` grants `*` to admins, so every action of it is mentioned;
+    // the test policies (tests/policies) have narrower rules.
+    let tests = PolicyCoverage::load(common::policy_dir()).unwrap();
+    let typo = Declaration {
+        kind: "contcat",
+        actions: &["read"],
+        permissions: &["update"],
+        id_param: None,
+    };
+    let gaps = coverage.check(typo.asked()).unwrap_err();
+    assert_eq!(
+        gaps.missing_kinds.keys().collect::<Vec<_>>(),
+        ["contcat"],
+        "{gaps}"
+    );
+    assert!(gaps.missing_actions.is_empty(), "{gaps}");
+    assert!(
+        gaps.to_string().contains(
+            "resource kind \"contcat\" has no resource policy (asked: \"read\", \"update\")"
+        ),
+        "{gaps}"
+    );
+    let (kind, actions) = tests
+        .kinds()
+        .iter()
+        .find(|(_, actions)| !actions.contains("*"))
+        .expect("a test policy without a wildcard rule");
+    let mentioned = actions
+        .iter()
+        .next()
+        .expect("a rule with an action")
+        .clone();
+    let gaps = tests
+        .check([
+            (kind.as_str(), mentioned.as_str()),
+            (kind.as_str(), "no-such-action"),
+        ])
+        .unwrap_err();
+    assert!(gaps.missing_kinds.is_empty(), "{gaps}");
+    assert_eq!(
+        gaps.missing_actions[kind].iter().collect::<Vec<_>>(),
+        ["no-such-action"],
+        "{gaps}"
+    );
+}
