@@ -111,14 +111,13 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
             return Box::pin(std::future::ready(Ok(decision)));
         }
         let (fut, pending) = begin_check(
-            &self.pdp,
+            self,
             subject.principal.clone(),
             subject.aux_data.clone(),
             resource,
             actions,
             request_id,
             &subject.context,
-            &self.kinds,
         );
         Box::pin(async move {
             let answer = fut.await;

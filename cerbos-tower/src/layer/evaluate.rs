@@ -11,8 +11,8 @@ use tracing::field::Empty;
 
 use super::{
     BoxPlanFuture, Decision, Pdp, PermissionMap, Reason, Rejection, RejectionKind,
-    actions::ActionSpec, context::CallContext, decision::ActionOutcome, no_policy::KindWatch,
-    telemetry,
+    actions::ActionSpec, config::Shared, context::CallContext, decision::ActionOutcome,
+    no_policy::KindWatch, telemetry,
 };
 use crate::{
     AuxData, CheckResources, CheckResourcesResponse, PlanFilter, PlanResources,
@@ -33,17 +33,18 @@ pub(crate) struct Pending {
 }
 
 /// Starts a check of `actions` on `resource`: the PDP's future, and what
-/// [`finish_check`] needs.
-pub(crate) fn begin_check<P: Pdp>(
-    pdp: &P,
+/// [`finish_check`] needs. The PDP, and the kinds whose policy coverage
+/// is watched, are `shared`'s.
+pub(crate) fn begin_check<P: Pdp, R>(
+    shared: &Shared<P, R>,
     principal: Principal,
     aux_data: Option<AuxData>,
     resource: Resource,
     actions: Arc<[ActionSpec]>,
     request_id: String,
     context: &CallContext,
-    kinds: &Arc<KindWatch>,
 ) -> (P::Future, Pending) {
+    let kinds = &shared.kinds;
     let mut check = context.apply_check(CheckResources::new(principal).request_id(&request_id));
     let watch = kinds.wants_meta(resource.kind()).then(|| kinds.clone());
     if watch.is_some() {
@@ -63,7 +64,7 @@ pub(crate) fn begin_check<P: Pdp>(
         cerbos_call_id = Empty,
         duration_us = Empty,
     );
-    let fut = span.in_scope(|| pdp.check(check));
+    let fut = span.in_scope(|| shared.pdp.check(check));
     let pending = Pending {
         resource,
         actions,

@@ -160,14 +160,13 @@ where
                             break Rejection::internal("the principal is missing after resolution");
                         };
                         let (fut, pending) = begin_check(
-                            &shared.pdp,
+                            shared,
                             principal,
                             this.aux_data.take(),
                             resource,
                             actions.clone(),
                             request_id,
                             &shared.call_context(this.parts),
-                            &shared.kinds,
                         );
                         *this.check = Some(pending);
                         this.state.set(State::Check { fut });
