@@ -72,11 +72,7 @@ async fn load_row(
 
 fn answer(counters: &Counters, row: &Contact, permissions: &PermissionMap) -> String {
     counters.reached.fetch_add(1, Ordering::SeqCst);
-    format!(
-        "owner={} {}",
-        row.owner_id,
-        serde_json::to_string(permissions).unwrap()
-    )
+    row_answer(row, permissions)
 }
 
 async fn show_guarded(

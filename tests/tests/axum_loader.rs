@@ -69,11 +69,7 @@ async fn load_row(
 /// What the handlers answer: the row they were handed and the permissions.
 fn answer(state: &AppState, row: &Contact, permissions: &PermissionMap) -> String {
     state.reached.fetch_add(1, Ordering::SeqCst);
-    format!(
-        "owner={} {}",
-        row.owner_id,
-        serde_json::to_string(permissions).unwrap()
-    )
+    row_answer(row, permissions)
 }
 
 /// Behind the guard: the row comes from the guard's loader.

@@ -3,7 +3,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use cerbos_tower::{Principal, Resource, layer::ResolveError};
+use cerbos_tower::{
+    Principal, Resource,
+    layer::{PermissionMap, ResolveError},
+};
 use http::request::Parts;
 
 #[derive(Clone, Debug)]
@@ -132,6 +135,16 @@ pub fn load_contact_row(
 ) -> Result<Option<(Resource, Contact)>, ResolveError> {
     let row = db.get(resource.id()).cloned();
     Ok(load_contact(db, resource)?.zip(row))
+}
+
+/// What a handler handed a loaded row answers: its owner and the
+/// permission map.
+pub fn row_answer(row: &Contact, permissions: &PermissionMap) -> String {
+    format!(
+        "owner={} {}",
+        row.owner_id,
+        serde_json::to_string(permissions).unwrap()
+    )
 }
 
 pub struct Rng(pub u64);
