@@ -2,6 +2,7 @@
 //! their `#[authorize]` handlers' and in-handler checks' declarations, is
 //! covered by `examples/policies`; a typo in a kind or an action would
 //! fail here, with the list of what no policy covers, before production.
+//! The same for the documents examples.
 
 mod common;
 
@@ -13,7 +14,7 @@ fn the_contact_examples_ask_only_what_the_policies_cover() {
     let coverage = PolicyCoverage::load(common::contact_policy_dir()).unwrap();
     assert_eq!(
         coverage.kinds().keys().collect::<Vec<_>>(),
-        ["contact"],
+        ["contact", "document"],
         "the policies of the examples"
     );
     for (app, declarations) in [
@@ -22,6 +23,25 @@ fn the_contact_examples_ask_only_what_the_policies_cover() {
     ] {
         let asked: Vec<_> = declarations.iter().flat_map(Declaration::asked).collect();
         assert_eq!(asked.len(), 9, "{app}: {asked:?}");
+        if let Err(gaps) = coverage.check(asked) {
+            panic!("{app}: {gaps}");
+        }
+    }
+}
+
+/// The documents examples: their `#[authorize]` handler (`read`, and the
+/// `update`/`delete` permissions) and their in-handler checks (the list's
+/// plan and per-row permissions, `create`).
+#[test]
+fn the_documents_examples_ask_only_what_the_policies_cover() {
+    let coverage = PolicyCoverage::load(common::contact_policy_dir()).unwrap();
+    for (app, declarations) in [
+        ("documents-axum", documents_axum::declarations()),
+        ("documents-actix", documents_actix::declarations()),
+    ] {
+        let asked: Vec<_> = declarations.iter().flat_map(Declaration::asked).collect();
+        assert_eq!(asked.len(), 7, "{app}: {asked:?}");
+        assert!(asked.contains(&("document", "create")), "{app}: {asked:?}");
         if let Err(gaps) = coverage.check(asked) {
             panic!("{app}: {gaps}");
         }
