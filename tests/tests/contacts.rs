@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::future::Future;
+use common::Send3;
 
 use serde_json::{Value, json};
 
@@ -47,19 +47,6 @@ fn basic(user: &str) -> String {
         _ => "bWFsbG9yeTo=", // mallory:
     };
     format!("Basic {encoded}")
-}
-
-/// Sends `method path` as `user` with `body`; the status and JSON (or
-/// text) body.
-trait Send3: Fn(&'static str, String, Option<&'static str>, String) -> Self::Fut {
-    type Fut: Future<Output = (u16, String)>;
-}
-impl<F, Fut> Send3 for F
-where
-    F: Fn(&'static str, String, Option<&'static str>, String) -> Fut,
-    Fut: Future<Output = (u16, String)>,
-{
-    type Fut = Fut;
 }
 
 fn ids(body: &str) -> Vec<i64> {
@@ -312,26 +299,8 @@ async fn scenario(send: impl Send3) {
 
 /// Sends requests to contacts-axum, made with `client`.
 fn axum_app(client: cerbos_tower::Client) -> impl Send3 {
-    use tower::ServiceExt;
     let app = contacts_axum::app(client, contacts_shared::Db::seeded().unwrap()).unwrap();
-    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
-        let app = app.clone();
-        async move {
-            let mut request = http::Request::builder().method(method).uri(path);
-            if let Some(user) = user {
-                request = request.header("authorization", basic(user));
-            }
-            let response = app
-                .oneshot(request.body(axum::body::Body::from(body)).unwrap())
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    }
+    common::axum_sender(app, basic)
 }
 
 /// Sends requests to contacts-actix, made with `client`.
@@ -341,27 +310,9 @@ async fn actix_app(client: cerbos_tower::Client) -> impl Send3 {
         .build()
         .unwrap()
         .authorizer();
-    let app = test::init_service(App::new().configure(contacts_actix::configure(
-        authorizer,
-        contacts_shared::Db::seeded().unwrap(),
-    )))
-    .await;
-    let app = std::rc::Rc::new(app);
-    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
-        let app = app.clone();
-        async move {
-            let mut request = test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(&path);
-            if let Some(user) = user {
-                request = request.insert_header(("authorization", basic(user)));
-            }
-            let response = test::call_service(&*app, request.set_payload(body).to_request()).await;
-            let status = response.status().as_u16();
-            let bytes = test::read_body(response).await;
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    }
+    let db = contacts_shared::Db::seeded().unwrap();
+    let app = App::new().configure(contacts_actix::configure(authorizer, db));
+    common::actix_sender(test::init_service(app).await, basic)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,14 +323,6 @@ async fn contacts_axum() {
 #[actix_web::test]
 async fn contacts_actix() {
     scenario(actix_app(common::contact_client()).await).await;
-}
-
-/// A client for a PDP that is not there.
-fn unreachable_client() -> cerbos_tower::Client {
-    cerbos_tower::Client::builder("http://127.0.0.1:1")
-        .timeout(std::time::Duration::from_millis(500))
-        .build()
-        .unwrap()
 }
 
 /// The list's plan failure is rendered like every other unreachable PDP:
@@ -397,10 +340,10 @@ async fn unreachable_scenario(send: impl Send3) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contacts_axum_unreachable_pdp() {
-    unreachable_scenario(axum_app(unreachable_client())).await;
+    unreachable_scenario(axum_app(common::unreachable_client())).await;
 }
 
 #[actix_web::test]
 async fn contacts_actix_unreachable_pdp() {
-    unreachable_scenario(actix_app(unreachable_client()).await).await;
+    unreachable_scenario(actix_app(common::unreachable_client()).await).await;
 }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::future::Future;
+use common::Send3;
 
 use documents_shared::Db;
 use serde_json::{Value, json};
@@ -43,20 +43,6 @@ fn can_read(user: User, doc: Doc) -> bool {
 
 fn can_change(user: User, doc: Doc) -> bool {
     user.2 == "admin" || doc.1 == user.1
-}
-
-/// Sends `method path` with the bearer token of `user` (`None`: no
-/// header; an unknown name: an unknown token) and `body`: the status and
-/// the body.
-trait Send3: Fn(&'static str, String, Option<&'static str>, String) -> Self::Fut {
-    type Fut: Future<Output = (u16, String)>;
-}
-impl<F, Fut> Send3 for F
-where
-    F: Fn(&'static str, String, Option<&'static str>, String) -> Fut,
-    Fut: Future<Output = (u16, String)>,
-{
-    type Fut = Fut;
 }
 
 fn json(body: &str) -> Value {
@@ -319,49 +305,15 @@ fn bearer(user: &str) -> String {
 
 /// Sends requests to documents-axum, made with `client`.
 fn axum_app(client: cerbos_tower::Client, db: Db) -> impl Send3 {
-    use tower::ServiceExt;
-    let app = documents_axum::app(client, db).unwrap();
-    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
-        let app = app.clone();
-        async move {
-            let mut request = http::Request::builder().method(method).uri(path);
-            if let Some(user) = user {
-                request = request.header("authorization", bearer(user));
-            }
-            let response = app
-                .oneshot(request.body(axum::body::Body::from(body)).unwrap())
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    }
+    common::axum_sender(documents_axum::app(client, db).unwrap(), bearer)
 }
 
 /// Sends requests to documents-actix, made with `client`.
 async fn actix_app(client: cerbos_tower::Client, db: Db) -> impl Send3 {
     use actix_web::{App, test};
     let cerbos = documents_actix::cerbos(client).unwrap();
-    let configure = documents_actix::configure(&cerbos, db).unwrap();
-    let app = std::rc::Rc::new(test::init_service(App::new().configure(configure)).await);
-    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
-        let app = app.clone();
-        async move {
-            let mut request = test::TestRequest::default()
-                .method(method.parse().unwrap())
-                .uri(&path);
-            if let Some(user) = user {
-                request = request.insert_header(("authorization", bearer(user)));
-            }
-            let response = test::call_service(&*app, request.set_payload(body).to_request()).await;
-            let status = response.status().as_u16();
-            let bytes = test::read_body(response).await;
-            (status, String::from_utf8(bytes.to_vec()).unwrap())
-        }
-    }
+    let app = App::new().configure(documents_actix::configure(&cerbos, db).unwrap());
+    common::actix_sender(test::init_service(app).await, bearer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,14 +326,6 @@ async fn documents_axum() {
 async fn documents_actix() {
     let db = Db::seeded().unwrap();
     scenario(actix_app(common::contact_client(), db.clone()).await, db).await;
-}
-
-/// A client for a PDP that is not there.
-fn unreachable_client() -> cerbos_tower::Client {
-    cerbos_tower::Client::builder("http://127.0.0.1:1")
-        .timeout(std::time::Duration::from_millis(500))
-        .build()
-        .unwrap()
 }
 
 /// Every authorized route fails closed with 503 when the PDP is down (the
@@ -412,13 +356,17 @@ async fn unreachable_scenario(send: impl Send3, db: Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn documents_axum_unreachable_pdp() {
     let db = Db::seeded().unwrap();
-    unreachable_scenario(axum_app(unreachable_client(), db.clone()), db).await;
+    unreachable_scenario(axum_app(common::unreachable_client(), db.clone()), db).await;
 }
 
 #[actix_web::test]
 async fn documents_actix_unreachable_pdp() {
     let db = Db::seeded().unwrap();
-    unreachable_scenario(actix_app(unreachable_client(), db.clone()).await, db).await;
+    unreachable_scenario(
+        actix_app(common::unreachable_client(), db.clone()).await,
+        db,
+    )
+    .await;
 }
 
 /// The authorization lines of `app` (non-blank, non-comment): all of its

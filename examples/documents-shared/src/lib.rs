@@ -7,15 +7,12 @@
 
 pub mod authz;
 
-use std::{
-    path::PathBuf,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
 };
 
-use rusqlite::{Connection, OptionalExtension, types::Value as SqlValue};
+use rusqlite::{Connection, OptionalExtension, ToSql};
 use sea_query::{Alias, Query, SelectStatement, SqliteQueryBuilder};
 use serde_json::{Value, json};
 
@@ -133,6 +130,23 @@ impl DocumentBody {
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
     reads: Arc<AtomicUsize>,
+}
+
+/// The condition that the stored row is still the one a decision was
+/// made on: every column equal (the named parameters of [`unchanged`]).
+const UNCHANGED: &str = "id = :id AND title = :title AND owner_id = :owner_id
+    AND department = :department AND draft = :draft AND public = :public";
+
+/// The parameters of [`UNCHANGED`] for `loaded`.
+fn unchanged(loaded: &Document) -> [(&'static str, &dyn ToSql); 6] {
+    [
+        (":id", &loaded.id),
+        (":title", &loaded.title),
+        (":owner_id", &loaded.owner_id),
+        (":department", &loaded.department),
+        (":draft", &loaded.draft),
+        (":public", &loaded.public),
+    ]
 }
 
 const COLUMNS: [&str; 6] = ["id", "title", "owner_id", "department", "draft", "public"];
@@ -268,21 +282,17 @@ impl Db {
         loaded: &Document,
         body: &DocumentBody,
     ) -> rusqlite::Result<Option<Document>> {
+        let new: [(&str, &dyn ToSql); 3] = [
+            (":new_title", &body.title),
+            (":new_draft", &body.draft),
+            (":new_public", &body.public),
+        ];
         let changed = self.conn().execute(
-            "UPDATE document SET title = ?1, draft = ?2, public = ?3
-             WHERE id = ?4 AND title = ?5 AND owner_id = ?6 AND department = ?7
-               AND draft = ?8 AND public = ?9",
-            rusqlite::params![
-                body.title,
-                body.draft,
-                body.public,
-                loaded.id,
-                loaded.title,
-                loaded.owner_id,
-                loaded.department,
-                loaded.draft,
-                loaded.public,
-            ],
+            &format!(
+                "UPDATE document SET title = :new_title, draft = :new_draft, public = :new_public
+                 WHERE {UNCHANGED}"
+            ),
+            &[&new[..], &unchanged(loaded)[..]].concat()[..],
         )?;
         Ok((changed == 1).then(|| Document {
             title: body.title.clone(),
@@ -296,39 +306,11 @@ impl Db {
     /// it changed or was deleted since (409); its id if deleted.
     pub fn delete(&self, loaded: &Document) -> rusqlite::Result<Option<i64>> {
         let deleted = self.conn().execute(
-            "DELETE FROM document WHERE id = ?1 AND title = ?2 AND owner_id = ?3
-               AND department = ?4 AND draft = ?5 AND public = ?6",
-            rusqlite::params![
-                loaded.id,
-                loaded.title,
-                loaded.owner_id,
-                loaded.department,
-                loaded.draft,
-                loaded.public,
-            ],
+            &format!("DELETE FROM document WHERE {UNCHANGED}"),
+            &unchanged(loaded)[..],
         )?;
         Ok((deleted == 1).then_some(loaded.id))
     }
-}
-
-/// The values sea-query bound for a SQLite query, as rusqlite parameters.
-/// A kind of value the plan-to-SQL conversion never binds is an error, not
-/// a silent `NULL`.
-fn sqlite_params(values: sea_query::Values) -> rusqlite::Result<Vec<SqlValue>> {
-    values
-        .0
-        .into_iter()
-        .map(|value| match value {
-            sea_query::Value::Bool(Some(b)) => Ok(SqlValue::Integer(i64::from(b))),
-            sea_query::Value::BigInt(Some(i)) => Ok(SqlValue::Integer(i)),
-            sea_query::Value::Int(Some(i)) => Ok(SqlValue::Integer(i64::from(i))),
-            sea_query::Value::Double(Some(f)) => Ok(SqlValue::Real(f)),
-            sea_query::Value::String(Some(s)) => Ok(SqlValue::Text(*s)),
-            other => Err(rusqlite::Error::ToSqlConversionFailure(
-                format!("unexpected bound value {other:?}").into(),
-            )),
-        })
-        .collect()
 }
 
 /// The status and JSON body of an answer that a database error turned
@@ -357,21 +339,11 @@ pub fn write_answer<T>(
     }
 }
 
-/// The policies of the examples (`examples/policies`).
-pub fn policy_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies")
-}
-
-/// The PDP for the examples: the one at `CERBOS_ADDR`, or a new one with
-/// the examples' policies. Keep the returned PDP alive.
-pub fn pdp() -> Result<(Option<cerbos_testkit::Pdp>, String), Box<dyn std::error::Error>> {
-    Ok(cerbos_testkit::pdp_from_env_or_start(policy_dir())?)
-}
-
-/// The address to listen on: `LISTEN_ADDR`, default `127.0.0.1:8000`.
-pub fn listen_addr() -> String {
-    std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:8000".to_owned())
-}
+/// The examples' own SQLite plumbing and startup, shared with the contact
+/// directory examples: the query's bound values as rusqlite parameters,
+/// the PDP (`CERBOS_ADDR`, or a new one with `examples/policies`) and
+/// `LISTEN_ADDR`.
+pub use contacts_shared::{listen_addr, pdp, policy_dir, sqlite_params};
 
 #[cfg(test)]
 mod tests {

@@ -166,3 +166,81 @@ pub async fn actix_call<B: actix_web::body::MessageBody>(
     let body = actix_web::test::read_body(response).await;
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
+
+/// Sends `method path` as `user` (`None`: no credentials) with `body`
+/// to an app under test: the status and the body. The examples' scenarios
+/// run the same steps on their axum and actix apps through it.
+pub trait Send3: Fn(&'static str, String, Option<&'static str>, String) -> Self::Fut {
+    /// The answer to come.
+    type Fut: std::future::Future<Output = (u16, String)>;
+}
+
+impl<F, Fut> Send3 for F
+where
+    F: Fn(&'static str, String, Option<&'static str>, String) -> Fut,
+    Fut: std::future::Future<Output = (u16, String)>,
+{
+    type Fut = Fut;
+}
+
+/// A [`Send3`] for an axum router; `authorization(user)` is the value of
+/// the `authorization` header.
+pub fn axum_sender(app: axum::Router, authorization: fn(&str) -> String) -> impl Send3 {
+    use tower::ServiceExt;
+    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
+        let app = app.clone();
+        async move {
+            let mut request = http::Request::builder().method(method).uri(path);
+            if let Some(user) = user {
+                request = request.header("authorization", authorization(user));
+            }
+            let response = app
+                .oneshot(request.body(axum::body::Body::from(body)).unwrap())
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    }
+}
+
+/// A [`Send3`] for an actix test service (`test::init_service`);
+/// `authorization(user)` is the value of the `authorization` header.
+pub fn actix_sender<S, B>(app: S, authorization: fn(&str) -> String) -> impl Send3
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse<B>,
+            Error = actix_web::Error,
+        > + 'static,
+    B: actix_web::body::MessageBody,
+{
+    use actix_web::test;
+    let app = std::rc::Rc::new(app);
+    move |method: &'static str, path: String, user: Option<&'static str>, body: String| {
+        let app = app.clone();
+        async move {
+            let mut request = test::TestRequest::default()
+                .method(method.parse().unwrap())
+                .uri(&path);
+            if let Some(user) = user {
+                request = request.insert_header(("authorization", authorization(user)));
+            }
+            let response = test::call_service(&*app, request.set_payload(body).to_request()).await;
+            let status = response.status().as_u16();
+            let bytes = test::read_body(response).await;
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        }
+    }
+}
+
+/// A client for a PDP that is not there (nothing listens on port 1).
+pub fn unreachable_client() -> Client {
+    Client::builder("http://127.0.0.1:1")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
