@@ -23,16 +23,16 @@ pub type FromCurrentUser = PrincipalFromExtension<CurrentUser, fn(&CurrentUser) 
 /// resource (its row as attributes) and the row; `None` (404) if absent.
 pub type Found = Result<Option<(Resource, Document)>, ResolveError>;
 
+/// A declaration of what a handler asks about documents.
 const fn document(
     actions: &'static [&'static str],
     permissions: &'static [&'static str],
 ) -> Declaration {
-    let (kind, id_param) = ("document", None);
     Declaration {
-        kind,
+        kind: "document",
         actions,
         permissions,
-        id_param,
+        id_param: None,
     }
 }
 
@@ -68,17 +68,18 @@ pub fn load(db: &Db, id: &str) -> Found {
 /// of the refusal: 403 when the plan has a shape SQL cannot express
 /// soundly (fail-closed, logged), 500 when the database failed.
 pub fn readable(db: &Db, plan: &PlanFilter) -> Result<Vec<Document>, (u16, Value)> {
-    let mut to_sql = PlanToSql::new(Dialect::Sqlite);
-    for (attr, flag) in [
-        ("owner_id", false),
-        ("department", false),
-        ("draft", true),
-        ("public", true),
-    ] {
-        let column = (Alias::new("document"), Alias::new(attr));
-        let column = [Column::string, Column::bool][usize::from(flag)](column);
-        to_sql = to_sql.column(format!("request.resource.attr.{attr}"), column);
-    }
+    let column = |name: &'static str| (Alias::new("document"), Alias::new(name));
+    let columns = [
+        ("owner_id", Column::string(column("owner_id"))),
+        ("department", Column::string(column("department"))),
+        ("draft", Column::bool(column("draft"))),
+        ("public", Column::bool(column("public"))),
+    ];
+    let to_sql = columns
+        .into_iter()
+        .fold(PlanToSql::new(Dialect::Sqlite), |to_sql, (attr, column)| {
+            to_sql.column(format!("request.resource.attr.{attr}"), column)
+        });
     let filter = to_sql.filter(plan).map_err(|err| {
         tracing::error!(error = %err, "the query plan cannot be expressed in SQL: denied");
         (403, json!({"error": "forbidden"}))
