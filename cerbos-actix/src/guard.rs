@@ -77,6 +77,22 @@ pub struct CerbosGuard<R> {
     actions: Rc<ActionSet>,
 }
 
+impl<R: ResourceResolver> CerbosGuard<R> {
+    /// Every `(kind, action)` this guard can ask the PDP about, for
+    /// `cerbos_testkit::PolicyCoverage`; `None` when its resolver has no
+    /// fixed kind (a closure).
+    pub fn asked(&self) -> Option<Vec<(&str, &str)>> {
+        let kind = self.resource.kind()?;
+        Some(
+            self.actions
+                .names()
+                .into_iter()
+                .map(|action| (kind, action))
+                .collect(),
+        )
+    }
+}
+
 impl<R> Clone for CerbosGuard<R> {
     fn clone(&self) -> Self {
         CerbosGuard {

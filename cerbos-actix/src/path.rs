@@ -26,6 +26,13 @@ pub trait ResourceResolver: 'static {
         &self,
         req: &HttpRequest,
     ) -> LocalBoxFuture<'static, Result<Resource, ResolveError>>;
+
+    /// The resource kind, when it is fixed ([`PathResource`]'s): what
+    /// [`CerbosGuard::asked`](crate::CerbosGuard::asked) lists. `None` by
+    /// default.
+    fn kind(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<F, Fut> ResourceResolver for F
@@ -200,5 +207,9 @@ impl ResourceResolver for PathResource {
             (Ok(resource), None) => Box::pin(std::future::ready(Ok(resource))),
             (Ok(resource), Some(loader)) => loader(resource, req.clone()),
         }
+    }
+
+    fn kind(&self) -> Option<&str> {
+        Some(&self.kind)
     }
 }

@@ -122,6 +122,20 @@ impl<S, F> LoadedGuard<S, F> {
     }
 }
 
+impl<S, F> LoadedGuard<S, F> {
+    /// Every `(kind, action)` this guard can ask the PDP about, for
+    /// `cerbos_testkit::PolicyCoverage`.
+    pub fn asked(&self) -> Vec<(&str, &str)> {
+        let kind = &*self.inner.kind;
+        self.inner
+            .actions
+            .names()
+            .into_iter()
+            .map(|action| (kind, action))
+            .collect()
+    }
+}
+
 impl<S, F> Clone for LoadedGuard<S, F> {
     fn clone(&self) -> Self {
         LoadedGuard {

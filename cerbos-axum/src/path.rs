@@ -103,4 +103,8 @@ impl ResourceResolver for PathResource {
     fn resolve_resource(&self, parts: &Parts) -> Self::Future {
         ready(self.resource(parts))
     }
+
+    fn kind(&self) -> Option<&str> {
+        Some(&self.kind)
+    }
 }

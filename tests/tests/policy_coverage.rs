@@ -96,3 +96,49 @@ fn a_kind_typo_and_an_action_no_rule_mentions_are_listed() {
         "{gaps}"
     );
 }
+
+/// Guards list what they ask: axum's `guard` and `guard_loaded`, actix's
+/// `guard_with`, each `(kind, action)` once, checked against the policies.
+#[tokio::test]
+async fn guards_list_what_they_ask() {
+    use cerbos_axum::{Actions, Cerbos, CerbosExt as _, PathResource, ResolveError, Resource};
+
+    let coverage = PolicyCoverage::load(common::contact_policy_dir()).unwrap();
+    let cerbos = Cerbos::builder(common::contact_client()).build().unwrap();
+    let crud = cerbos.guard("contact", Actions::crud()).unwrap();
+    assert_eq!(
+        crud.asked().unwrap(),
+        [
+            ("contact", "read"),
+            ("contact", "create"),
+            ("contact", "update"),
+            ("contact", "delete")
+        ]
+    );
+    async fn load(r: Resource, _: ()) -> Result<Option<Resource>, ResolveError> {
+        Ok(Some(r))
+    }
+    let loaded = cerbos
+        .guard_loaded(
+            PathResource::new("contcat"),
+            Actions::require(["read"]).with_permissions(["update"]),
+            (),
+            load,
+        )
+        .unwrap();
+    assert_eq!(loaded.asked(), [("contcat", "read"), ("contcat", "update")]);
+    // A closure resolver has no fixed kind: nothing to list, said so.
+    let closure = cerbos
+        .guard_with(
+            |_: &http::request::Parts| std::future::ready(Ok(Resource::new("contact", "1"))),
+            ["read"],
+        )
+        .unwrap();
+    assert!(closure.asked().is_none());
+    let actix = cerbos_actix::CerbosExt::guard(&cerbos, "contact", ["delete"]).unwrap();
+    let mut asked = crud.asked().unwrap();
+    asked.extend(actix.asked().unwrap());
+    assert_eq!(coverage.check(asked), Ok(()));
+    let gaps = coverage.check(loaded.asked()).unwrap_err();
+    assert_eq!(gaps.missing_kinds.keys().collect::<Vec<_>>(), ["contcat"]);
+}

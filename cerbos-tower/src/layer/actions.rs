@@ -179,7 +179,31 @@ pub(crate) enum RouteActions {
     ByMethod(Vec<(Method, Arc<[ActionSpec]>)>),
 }
 
+impl ActionSet {
+    /// Every action the set can ask the PDP about (for any method, the
+    /// permission-map actions included), each once: what an application's
+    /// guards ask, for `cerbos_testkit::PolicyCoverage`.
+    pub fn names(&self) -> Vec<&str> {
+        self.0.names()
+    }
+}
+
 impl RouteActions {
+    /// Every action, each once.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        let lists: Vec<&Arc<[ActionSpec]>> = match self {
+            RouteActions::Fixed(list) => vec![list],
+            RouteActions::ByMethod(map) => map.iter().map(|(_, list)| list).collect(),
+        };
+        let mut names: Vec<&str> = Vec::new();
+        for spec in lists.into_iter().flat_map(|list| list.iter()) {
+            if !names.contains(&&*spec.action) {
+                names.push(&spec.action);
+            }
+        }
+        names
+    }
+
     /// The actions to check for a request with `method`; `None` if the
     /// method has none (denied).
     pub(crate) fn for_method(&self, method: &Method) -> Option<&Arc<[ActionSpec]>> {

@@ -18,6 +18,23 @@ pub struct CerbosLayer<P, R, RR> {
     pub(crate) route: Arc<Route<RR>>,
 }
 
+impl<P, R, RR: super::ResourceResolver> CerbosLayer<P, R, RR> {
+    /// Every `(kind, action)` this layer can ask the PDP about, for
+    /// `cerbos_testkit::PolicyCoverage`; `None` when its resolver has no
+    /// fixed kind (a closure).
+    pub fn asked(&self) -> Option<Vec<(&str, &str)>> {
+        let kind = self.route.resource.kind()?;
+        Some(
+            self.route
+                .actions
+                .names()
+                .into_iter()
+                .map(|action| (kind, action))
+                .collect(),
+        )
+    }
+}
+
 impl<P, R, RR> Clone for CerbosLayer<P, R, RR> {
     fn clone(&self) -> Self {
         CerbosLayer {

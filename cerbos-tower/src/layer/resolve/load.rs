@@ -69,4 +69,8 @@ where
         let loader = self.loader.clone();
         Box::pin(async move { loaded(loader(found.await?).await) })
     }
+
+    fn kind(&self) -> Option<&str> {
+        self.resolver.kind()
+    }
 }

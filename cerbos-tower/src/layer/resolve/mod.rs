@@ -170,6 +170,13 @@ pub trait ResourceResolver: Send + Sync + 'static {
 
     /// Resolves the resource of the request.
     fn resolve_resource(&self, parts: &Parts) -> Self::Future;
+
+    /// The resource kind, when it is fixed (a path resolver's): what
+    /// [`CerbosLayer::asked`](crate::layer::CerbosLayer::asked) lists.
+    /// `None` by default.
+    fn kind(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<F, Fut> ResourceResolver for F

@@ -341,4 +341,8 @@ impl ResourceResolver for ResourceFromPath {
     fn resolve_resource(&self, parts: &Parts) -> Self::Future {
         ready(self.resource(parts))
     }
+
+    fn kind(&self) -> Option<&str> {
+        Some(&self.kind)
+    }
 }
