@@ -111,6 +111,13 @@ async fn pump(
         if dead.load(Ordering::SeqCst) {
             continue; // blackholed: dropped
         }
+        // The fault now, not when the read began: bytes that arrive after
+        // `set` get the new fault.
+        let mode = *fault.lock().unwrap();
+        if matches!(mode, Fault::Blackhole | Fault::HalfOpen | Fault::Reset) {
+            dead.store(true, Ordering::SeqCst);
+            continue;
+        }
         if let Fault::Latency(delay) = mode {
             tokio::time::sleep(delay).await;
         }
