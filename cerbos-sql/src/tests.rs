@@ -886,6 +886,14 @@ fn computed_values_render_per_dialect() {
     };
     assert!(folded(op("ne", vec![nan.clone(), val(1.into())])).ends_with("WHERE 1 = 1"));
     assert!(folded(op("eq", vec![nan, val(1.into())])).ends_with("WHERE 1 = 0"));
+    // A SQLite number compared with a string: never equal, but unknown
+    // where the number is an error (`n` omitted), not where it is NaN.
+    let mismatch = op(
+        "ne",
+        vec![op("div", vec![var("d"), var("n")]), val("x".into())],
+    );
+    let w = where_of(Dialect::Sqlite, mismatch);
+    assert!(w.contains("THEN NULL") && w.contains("IS NULL"), "{w}");
     // `if` as a condition: an error in the condition is unknown (no ELSE).
     let ternary = op(
         "if",

@@ -499,14 +499,19 @@ impl PlanToSql {
             (Some(x), Some(y)) if x == y => x,
             (Some(_), Some(_)) if equality => {
                 // CEL never equates values of different types.
+                // Unknown where a side is an error (for a SQLite number,
+                // NULL that is not a NaN).
                 let sides: Vec<SimpleExpr> = [&a, &b]
                     .into_iter()
                     .filter_map(|v| match v {
                         Val::Sql(e, _) => Some(e.clone()),
+                        Val::MaybeNan(e, nan) => Some(
+                            Expr::case(nan.clone(), Expr::val(0))
+                                .finally(e.clone())
+                                .into(),
+                        ),
                         _ => None,
                     })
-                    // (a NaN is a number: MaybeNan never meets another type
-                    // here but a number, which is the same type)
                     .collect();
                 return Ok(unless_null(
                     &sides.iter().collect::<Vec<_>>(),
