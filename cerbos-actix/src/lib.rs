@@ -12,11 +12,12 @@ pub use authorized::Authorized;
 pub use authz::Authz;
 pub use cerbos_macros::{actix_authorize as authorize, declaration};
 pub use cerbos_tower::{
-    self, Client, MissingAuthorization, PlanFilter, Principal, Resource,
+    self, AttrError, Client, MissingAuthorization, PlanFilter, Principal, Resource,
     adapter::Declaration,
     layer::{
         Actions, Authorizer, BearerJwt, Cerbos, CerbosBuilder, Decision, PermissionMap, Plan,
-        PrincipalFromExtension, Reason, Rejection, RejectionKind, ResolveError, Subject,
+        PrincipalFromExtension, PrincipalResolver, Reason, Rejection, RejectionKind, ResolveError,
+        Subject, WithPermissions,
     },
 };
 pub use guard::{CerbosExt, CerbosGuard, CerbosGuardService};

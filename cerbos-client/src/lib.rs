@@ -15,6 +15,7 @@ mod extract;
 mod model;
 #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
 mod plan;
+mod serialize;
 mod trace;
 
 pub use cerbos_proto as proto;
@@ -29,6 +30,7 @@ pub use error::{Error, ErrorMessage, GrpcCode, Result};
 pub use extract::MissingAuthorization;
 pub use model::{AttrValue, AuxData, InexactNumber, Principal, Resource};
 pub use plan::{Expression, Operand, PlanFilter, PlanResources, PlanResourcesResponse};
+pub use serialize::AttrError;
 pub use trace::{TRACEPARENT, TRACESTATE, TraceContext};
 
 /// A new request id, unique to this process run (a random per-process

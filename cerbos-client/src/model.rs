@@ -296,6 +296,20 @@ macro_rules! attr_methods {
             self.with_attrs(attrs)
         }
 
+        /// Sets the attributes from the fields of `value` (a database row
+        /// deriving `serde::Serialize`, say), exactly as
+        /// [`AttrValue::serialize`] converts them: no NaN becomes `null`
+        /// and no integer is rounded; an error instead. Every serialized
+        /// field is sent (and may be recorded in the PDP's audit log):
+        /// leave out what the policies need not see with
+        /// `#[serde(skip)]`.
+        pub fn with_serialized_attrs<T: serde::Serialize + ?Sized>(
+            self,
+            value: &T,
+        ) -> Result<Self, crate::AttrError> {
+            Ok(self.with_attrs(crate::serialize::attrs_of(value)?))
+        }
+
         /// Sets the policy version (default: the PDP's default version).
         pub fn with_policy_version(mut self, version: impl Into<String>) -> Self {
             self.inner.policy_version = version.into();

@@ -274,6 +274,32 @@ impl PlanToSql {
         self
     }
 
+    /// Maps the resource attributes `attrs`, `(name, type)`, to the
+    /// columns of the same names in `table`: `request.resource.attr.name`
+    /// to `Column::new((table, name), type)`. For the common case of a
+    /// table whose rows are sent as the resources' attributes; map other
+    /// variables, or declare [`not_null`](Column::not_null) or a
+    /// [`NullAs`], with [`column`](Self::column).
+    ///
+    /// ```
+    /// use cerbos_sql::{ColumnType::{Bool, String}, Dialect, PlanToSql};
+    /// let attrs = [("owner_id", String), ("public", Bool)];
+    /// let to_sql = PlanToSql::new(Dialect::Postgres).attrs("document", attrs);
+    /// ```
+    pub fn attrs<'a>(
+        self,
+        table: &str,
+        attrs: impl IntoIterator<Item = (&'a str, ColumnType)>,
+    ) -> Self {
+        attrs.into_iter().fold(self, |to_sql, (name, ty)| {
+            let column = (Alias::new(table), Alias::new(name));
+            to_sql.column(
+                format!("request.resource.attr.{name}"),
+                Column::new(column, ty),
+            )
+        })
+    }
+
     /// Maps `variable` to `column` of a table reached through `join`; the
     /// join is added to the query only when the plan uses the variable.
     pub fn joined_column(

@@ -983,3 +983,51 @@ fn hierarchies_compare_bytes_with_constants() {
     );
     assert!(err.contains("two hierarchies of columns"), "{err}");
 }
+
+#[test]
+fn attrs_maps_each_attribute_to_its_typed_column_of_the_table() {
+    let by_attrs = PlanToSql::new(Dialect::Sqlite).attrs(
+        "doc",
+        [
+            ("owner_id", ColumnType::String),
+            ("public", ColumnType::Bool),
+        ],
+    );
+    let by_hand = PlanToSql::new(Dialect::Sqlite)
+        .column(
+            "request.resource.attr.owner_id",
+            Column::string((Alias::new("doc"), Alias::new("owner_id"))),
+        )
+        .column(
+            "request.resource.attr.public",
+            Column::bool((Alias::new("doc"), Alias::new("public"))),
+        );
+    let condition = op(
+        "and",
+        vec![
+            op("eq", vec![var("owner_id"), val(serde_json::json!("2"))]),
+            op("eq", vec![var("public"), val(serde_json::json!(true))]),
+        ],
+    );
+    let sql = |to_sql: &PlanToSql| {
+        let plan = PlanFilter::Conditional(condition.clone());
+        let mut query = Query::select();
+        query.column(Alias::new("id")).from(Alias::new("doc"));
+        to_sql.filter(&plan).unwrap().apply(&mut query);
+        query.to_string(SqliteQueryBuilder)
+    };
+    assert_eq!(sql(&by_attrs), sql(&by_hand));
+    assert!(
+        sql(&by_attrs).contains(r#"("doc"."owner_id" COLLATE BINARY) = '2'"#),
+        "{}",
+        sql(&by_attrs)
+    );
+    // A typed column refuses what its type cannot mean: a string column
+    // against a number is never a silent cast.
+    let wrong = op("eq", vec![var("owner_id"), val(serde_json::json!(2))]);
+    let filter = by_attrs.filter(&PlanFilter::Conditional(wrong)).unwrap();
+    let mut query = Query::select();
+    query.column(Alias::new("id")).from(Alias::new("doc"));
+    filter.apply(&mut query);
+    assert!(!query.to_string(SqliteQueryBuilder).contains("= 2"));
+}

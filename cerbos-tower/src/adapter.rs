@@ -34,7 +34,7 @@ use crate::{
     Principal, Resource,
     layer::{
         ActionSet, Authorizer, ConfigError, Decision, PathParams, PermissionMap, Plan, Rejection,
-        RejectionKind, ResolveError, Subject,
+        RejectionKind, ResolveError, Subject, WithPermissions,
     },
 };
 
@@ -280,6 +280,31 @@ pub struct Declaration {
 }
 
 impl Declaration {
+    /// A declaration of `actions` (all required) on `kind`, with no
+    /// permission-map actions and the default id parameter: what an
+    /// in-handler check or a listing asks, as a constant.
+    ///
+    /// ```
+    /// use cerbos_tower::adapter::Declaration;
+    /// const LIST: Declaration = Declaration::new("contact", &["read"]).with_permissions(&["update"]);
+    /// assert_eq!(LIST.asked().collect::<Vec<_>>(), [("contact", "read"), ("contact", "update")]);
+    /// ```
+    pub const fn new(kind: &'static str, actions: &'static [&'static str]) -> Self {
+        Declaration {
+            kind,
+            actions,
+            permissions: &[],
+            id_param: None,
+        }
+    }
+
+    /// The same declaration with `permissions`, the extra actions asked
+    /// for a [`PermissionMap`] (a page's per-row permissions, say).
+    pub const fn with_permissions(mut self, permissions: &'static [&'static str]) -> Self {
+        self.permissions = permissions;
+        self
+    }
+
     /// Every `(kind, action)` the declaration can ask the PDP about: the
     /// required actions, then the permission-map actions. For
     /// `cerbos_testkit::PolicyCoverage`.
@@ -410,7 +435,7 @@ impl HandlerChecks {
     }
 
     /// [`Authorizer::check`] for the request's principal.
-    pub async fn check<A: Into<String>>(
+    pub async fn check<A: AsRef<str>>(
         &self,
         resource: Resource,
         actions: impl IntoIterator<Item = A>,
@@ -422,11 +447,14 @@ impl HandlerChecks {
 
     /// [`Authorizer::require`] for the request's principal, its rejection
     /// rendered as the layer would.
-    pub async fn require<A: Into<String>>(
+    pub async fn require<A: AsRef<str>>(
         &self,
-        resource: Resource,
+        resource: impl IntoResource,
         actions: impl IntoIterator<Item = A>,
     ) -> Result<Decision, RenderedRejection> {
+        let resource = resource
+            .into_resource()
+            .map_err(|err| self.rendered(err.into()))?;
         self.authorizer
             .require(&self.subject, resource, actions)
             .await
@@ -435,7 +463,7 @@ impl HandlerChecks {
 
     /// [`Authorizer::plan`] for the request's principal, its rejection
     /// rendered as the layer would.
-    pub async fn plan<A: Into<String>>(
+    pub async fn plan<A: AsRef<str>>(
         &self,
         kind: impl Into<String>,
         actions: impl IntoIterator<Item = A>,
@@ -446,17 +474,59 @@ impl HandlerChecks {
             .map_err(|rejection| self.rendered(rejection))
     }
 
+    /// [`Authorizer::plan_with`] for the request's principal, its
+    /// rejection rendered as the layer would.
+    pub async fn plan_with<A: AsRef<str>, T, E: fmt::Display>(
+        &self,
+        kind: impl Into<String>,
+        actions: impl IntoIterator<Item = A>,
+        translate: impl FnOnce(&crate::PlanFilter) -> Result<T, E>,
+    ) -> Result<T, RenderedRejection> {
+        self.authorizer
+            .plan_with(&self.subject, kind, actions, translate)
+            .await
+            .map_err(|rejection| self.rendered(rejection))
+    }
+
     /// [`Authorizer::permissions`] for the request's principal, its
     /// rejection rendered as the layer would.
-    pub async fn permissions<A: Into<String>>(
+    pub async fn permissions<A: AsRef<str>>(
         &self,
-        resources: impl IntoIterator<Item = Resource>,
+        resources: impl IntoIterator<Item = impl IntoResource>,
         actions: impl IntoIterator<Item = A>,
     ) -> Result<Vec<PermissionMap>, RenderedRejection> {
+        let resources = resources
+            .into_iter()
+            .map(IntoResource::into_resource)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| self.rendered(err.into()))?;
         self.authorizer
             .permissions(&self.subject, resources, actions)
             .await
             .map_err(|rejection| self.rendered(rejection))
+    }
+
+    /// Each of `rows` with the [`PermissionMap`] of `actions` on its
+    /// `resource`, in the same order: [`permissions`](Self::permissions)
+    /// for a page of rows.
+    pub async fn with_permissions<T, R: IntoResource, A: AsRef<str>>(
+        &self,
+        rows: impl IntoIterator<Item = T>,
+        resource: impl Fn(&T) -> R,
+        actions: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<WithPermissions<T>>, RenderedRejection> {
+        let rows: Vec<T> = rows.into_iter().collect();
+        let permissions = self.permissions(rows.iter().map(resource), actions).await?;
+        if permissions.len() != rows.len() {
+            // `permissions` answers one map per resource or fails: never
+            // pair a row with another row's map.
+            let rejection = Rejection::internal("a permission map per row was not answered");
+            return Err(self.rendered(rejection));
+        }
+        let rows = rows.into_iter().zip(permissions);
+        Ok(rows
+            .map(|(row, permissions)| WithPermissions { row, permissions })
+            .collect())
     }
 
     /// Loads a row with the application's loader (the same one its guards
@@ -464,7 +534,7 @@ impl HandlerChecks {
     /// on the resource it returns: the row and the decision, or the
     /// rejection (404 when the loader finds nothing, 500 for a loader
     /// error, then the check's own rejections).
-    pub async fn require_loaded<T, A: Into<String>>(
+    pub async fn require_loaded<T, A: AsRef<str>>(
         &self,
         found: impl Future<Output = Result<Option<(Resource, T)>, ResolveError>>,
         actions: impl IntoIterator<Item = A>,
@@ -480,6 +550,28 @@ impl HandlerChecks {
 
     fn rendered(&self, rejection: Rejection) -> RenderedRejection {
         RenderedRejection::new(&self.authorizer, rejection, &self.head)
+    }
+}
+
+/// A resource as the in-handler checks take it: a [`Resource`], or the
+/// result of building one, such as a row's resource built with
+/// [`Resource::with_serialized_attrs`]. An error rejects the request as a
+/// resolver's would (500 for an internal one, logged), without asking the
+/// PDP.
+pub trait IntoResource {
+    /// The resource, or why there is none.
+    fn into_resource(self) -> Result<Resource, ResolveError>;
+}
+
+impl IntoResource for Resource {
+    fn into_resource(self) -> Result<Resource, ResolveError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<ResolveError>> IntoResource for Result<Resource, E> {
+    fn into_resource(self) -> Result<Resource, ResolveError> {
+        self.map_err(Into::into)
     }
 }
 
@@ -502,7 +594,7 @@ macro_rules! __authz_methods {
             /// [`permissions`](cerbos_tower::layer::Decision::permissions)
             /// tell them apart. Fail-closed: a PDP that cannot be asked
             /// gives an unreachable (not allowed) decision.
-            pub async fn check<A: Into<String>>(
+            pub async fn check<A: AsRef<str>>(
                 &self,
                 resource: $crate::Resource,
                 actions: impl IntoIterator<Item = A>,
@@ -512,9 +604,12 @@ macro_rules! __authz_methods {
 
             /// Like [`check`](Self::check), but a request that may not do
             /// all of `actions` is the rejection the layer would have made.
-            pub async fn require<A: Into<String>>(
+            /// `resource` may be a `Result` (a row's resource built with
+            /// `with_serialized_attrs`): its error is the rejection of a
+            /// failed resolver (500 for an internal one), without a PDP call.
+            pub async fn require<A: AsRef<str>>(
                 &self,
-                resource: $crate::Resource,
+                resource: impl $crate::adapter::IntoResource,
                 actions: impl IntoIterator<Item = A>,
             ) -> Result<$crate::layer::Decision, $rejection> {
                 Ok(self.0.require(resource, actions).await?)
@@ -528,7 +623,7 @@ macro_rules! __authz_methods {
             /// that cannot be asked or cannot plan is the unreachable
             /// rejection (503 by default), rendered by the configured
             /// rejection handler; bypassed, the plan allows every resource.
-            pub async fn plan<A: Into<String>>(
+            pub async fn plan<A: AsRef<str>>(
                 &self,
                 kind: impl Into<String>,
                 actions: impl IntoIterator<Item = A>,
@@ -536,18 +631,54 @@ macro_rules! __authz_methods {
                 Ok(self.0.plan(kind, actions).await?)
             }
 
+            /// [`plan`](Self::plan), then `translate` of its filter into
+            /// the listing's database query: with cerbos-sql,
+            /// `authz.plan_with("document", ["read"], |filter|
+            /// to_sql.filter(filter))`. A filter that `translate` refuses
+            /// (a condition the query cannot express soundly) is denied
+            /// (403 by default, rendered by the configured rejection
+            /// handler; the error is logged, never sent).
+            pub async fn plan_with<A: AsRef<str>, T, E: ::core::fmt::Display>(
+                &self,
+                kind: impl Into<String>,
+                actions: impl IntoIterator<Item = A>,
+                translate: impl FnOnce(&$crate::PlanFilter) -> Result<T, E>,
+            ) -> Result<T, $rejection> {
+                Ok(self.0.plan_with(kind, actions, translate).await?)
+            }
+
             /// The [`PermissionMap`](cerbos_tower::layer::PermissionMap) of
             /// `actions` for each of `resources` (a page's rows), in the
             /// same order, from one `CheckResources` call (chunked by the
-            /// client). A denied action is `false` in its map; a PDP that
+            /// client). Each resource may be a `Result`, as for
+            /// [`require`](Self::require): one error rejects the call. A denied action is `false` in its map; a PDP that
             /// cannot be asked, or a row missing from its answer, is the
             /// unreachable rejection for the whole call.
-            pub async fn permissions<A: Into<String>>(
+            pub async fn permissions<A: AsRef<str>>(
                 &self,
-                resources: impl IntoIterator<Item = $crate::Resource>,
+                resources: impl IntoIterator<Item = impl $crate::adapter::IntoResource>,
                 actions: impl IntoIterator<Item = A>,
             ) -> Result<Vec<$crate::layer::PermissionMap>, $rejection> {
                 Ok(self.0.permissions(resources, actions).await?)
+            }
+
+            /// Each of `rows` (a page of a listing) with the
+            /// [`PermissionMap`](cerbos_tower::layer::PermissionMap) of
+            /// `actions` on its `resource` (`Document::resource`, say), in
+            /// the same order, as [`permissions`](Self::permissions) asks
+            /// them: one batched call, fail-closed for the whole page.
+            /// Serialized, each row carries its `permissions` field.
+            pub async fn with_permissions<T, R, A>(
+                &self,
+                rows: impl IntoIterator<Item = T>,
+                resource: impl Fn(&T) -> R,
+                actions: impl IntoIterator<Item = A>,
+            ) -> Result<Vec<$crate::layer::WithPermissions<T>>, $rejection>
+            where
+                R: $crate::adapter::IntoResource,
+                A: AsRef<str>,
+            {
+                Ok(self.0.with_permissions(rows, resource, actions).await?)
             }
 
             /// Awaits `found`, a call of the application's loader (the
@@ -556,7 +687,7 @@ macro_rules! __authz_methods {
             /// returns: the typed row and the decision. Fail-closed: the
             /// loader finding nothing is a 404, a loader error a 500, both
             /// rendered as the layer would, then the check's rejections.
-            pub async fn require_loaded<T, A: Into<String>>(
+            pub async fn require_loaded<T, A: AsRef<str>>(
                 &self,
                 found: impl ::core::future::Future<
                     Output = Result<Option<($crate::Resource, T)>, $crate::layer::ResolveError>,

@@ -103,6 +103,19 @@ async fn page(
     ))
 }
 
+/// A list page's SQL filter, from a translator that maps only
+/// `is_active`: a plan that reads another attribute is refused, so the
+/// page is denied (403, rendered by the rejection handler), never run
+/// unfiltered.
+async fn sql_page(Path(kind): Path<String>, authz: Authz) -> Result<String, CerbosRejection> {
+    let to_sql = cerbos_sql::PlanToSql::new(cerbos_sql::Dialect::Sqlite)
+        .attrs("contact", [("is_active", cerbos_sql::ColumnType::Bool)]);
+    let filter = authz
+        .plan_with(kind, ["read"], |plan| to_sql.filter(plan))
+        .await?;
+    Ok(format!("may match: {}", filter.may_match()))
+}
+
 /// The rows of a page, in id order, with their attributes.
 fn rows(db: &Db) -> Vec<Resource> {
     (1..=db.len())
@@ -178,6 +191,7 @@ fn app(
         .route("/attr/delete/{contact}", get(delete_by_id))
         .route("/archive", axum::routing::post(archive))
         .route("/page/{kind}", get(page))
+        .route("/sql/{kind}", get(sql_page))
         .route("/unprotected", get(extracted))
         .route("/optional", get(optional))
         .with_state(state)
@@ -291,6 +305,29 @@ async fn guards_extractors_attribute_and_in_handler_checks() {
                 "{} {path}",
                 user.name
             );
+        }
+        // Authz::plan_with: admins' plan needs no column, users' reads
+        // `owner_id`, which this translator does not map: denied.
+        for (kind, expected) in [
+            (
+                "contact",
+                if user.role == "admin" {
+                    Some("may match: true")
+                } else {
+                    None
+                },
+            ),
+            ("unknown_kind", Some("may match: false")),
+        ] {
+            let path = format!("/sql/{kind}");
+            let (status, body) = send(&app, Method::GET, &path, user.name, "").await;
+            match expected {
+                Some(expected) => assert_eq!((status, body.as_str()), (StatusCode::OK, expected)),
+                None => assert_eq!(
+                    (status, body.as_str()),
+                    (StatusCode::FORBIDDEN, "Forbidden")
+                ),
+            }
         }
         // The guard and the attribute without attributes: only admins delete.
         let admin = user.role == "admin";

@@ -54,7 +54,7 @@ fn ids(body: &str) -> Vec<i64> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| row["document"]["id"].as_i64().unwrap())
+        .map(|row| row["id"].as_i64().unwrap())
         .collect()
 }
 
@@ -95,7 +95,7 @@ async fn scenario(send: impl Send3, db: Db) {
                 json!({"update": change, "delete": change}),
                 "{row}"
             );
-            assert_eq!(row["document"]["owner_id"], doc.1);
+            assert_eq!(row["owner_id"], doc.1);
         }
 
         // Each document through `#[authorize]`: the loader reads the row
@@ -125,10 +125,7 @@ async fn scenario(send: impl Send3, db: Db) {
                     json!({"read": true, "update": change, "delete": change})
                 );
                 assert_eq!(
-                    (
-                        got["document"]["id"].as_i64(),
-                        got["document"]["draft"].as_bool()
-                    ),
+                    (got["id"].as_i64(), got["draft"].as_bool()),
                     (Some(doc.0), Some(doc.3))
                 );
             } else {
@@ -392,6 +389,7 @@ fn authorization_lines(app: &str) -> (usize, usize) {
                 _ if line.is_empty() || line.starts_with("//") => {}
                 _ if !(whole || fenced || line.ends_with("// cerbos")) => {}
                 _ if in_use || line.starts_with("use ") || line.starts_with("pub use ") => {
+                    let line = line.trim_end_matches("// cerbos").trim_end();
                     in_use = !line.ends_with(';');
                     imports += 1;
                 }

@@ -338,7 +338,7 @@ impl Authorizer {
     /// decision is allowed only if every action is; its
     /// [`permissions`](Decision::permissions) tell them apart. A PDP that
     /// cannot be asked gives a [`Reason::Unreachable`] decision.
-    pub async fn check<A: Into<String>>(
+    pub async fn check<A: AsRef<str>>(
         &self,
         subject: &Subject,
         resource: Resource,
@@ -364,7 +364,7 @@ impl Authorizer {
     /// allowed" is the [`Rejection`] the layer would have made (403 for a
     /// denial, 503 by default for a PDP that gives no usable answer, 401
     /// for a bearer token the PDP refused).
-    pub async fn require<A: Into<String>>(
+    pub async fn require<A: AsRef<str>>(
         &self,
         subject: &Subject,
         resource: Resource,
@@ -378,7 +378,7 @@ impl Authorizer {
     /// call, as the layer does: the decision if every required action is
     /// allowed (its [`permissions`](Decision::permissions) include the
     /// extra actions), the [`Rejection`] otherwise.
-    pub async fn authorize<A: Into<String>, E: Into<String>>(
+    pub async fn authorize<A: AsRef<str>, E: AsRef<str>>(
         &self,
         subject: &Subject,
         resource: Resource,
@@ -386,7 +386,9 @@ impl Authorizer {
         extra: impl IntoIterator<Item = E>,
     ) -> Result<Decision, Rejection> {
         // The same validation and de-duplication as a layer's actions.
-        let actions = Actions::require(required).with_permissions(extra).build();
+        let actions = Actions::require(required.into_iter().map(|a| a.as_ref().to_owned()))
+            .with_permissions(extra.into_iter().map(|a| a.as_ref().to_owned()))
+            .build();
         let specs = match actions.as_ref().map(|set| &set.0) {
             Ok(RouteActions::Fixed(specs)) => specs.clone(),
             _ => {
@@ -409,7 +411,7 @@ impl Authorizer {
     /// default; 401 for a bearer token the PDP refused); a blank kind or
     /// no action is denied (403) without asking the PDP. When bypassed,
     /// the plan is [`PlanFilter::AlwaysAllowed`], logged as a warning.
-    pub async fn plan<A: Into<String>>(
+    pub async fn plan<A: AsRef<str>>(
         &self,
         subject: &Subject,
         kind: impl Into<String>,
@@ -418,7 +420,7 @@ impl Authorizer {
         let kind = kind.into();
         let mut names: Vec<String> = Vec::new();
         for action in actions {
-            let action = action.into();
+            let action = action.as_ref().to_owned();
             if !names.contains(&action) {
                 names.push(action);
             }
@@ -433,6 +435,33 @@ impl Authorizer {
         self.inner.plan(subject, kind, names).await
     }
 
+    /// [`plan`](Self::plan), then `translate` of the plan's filter: the
+    /// database query of a listing (with cerbos-sql, `|filter|
+    /// to_sql.filter(filter)`). Fail-closed like `plan`, and a filter
+    /// that `translate` refuses (a condition the query language cannot
+    /// express soundly) is denied: a [`RejectionKind::Denied`] rejection
+    /// (403 by default), with the error logged at ERROR and kept as the
+    /// rejection's [`cause`](Rejection::cause), never sent to the client.
+    /// When bypassed, `translate` gets [`PlanFilter::AlwaysAllowed`].
+    pub async fn plan_with<A: AsRef<str>, T, E: fmt::Display>(
+        &self,
+        subject: &Subject,
+        kind: impl Into<String>,
+        actions: impl IntoIterator<Item = A>,
+        translate: impl FnOnce(&PlanFilter) -> Result<T, E>,
+    ) -> Result<T, Rejection> {
+        let plan = self.plan(subject, kind, actions).await?;
+        translate(plan.filter()).map_err(|err| {
+            tracing::error!(
+                kind = plan.resource_kind(),
+                error = %err,
+                "the query plan cannot be translated into a query: denied"
+            );
+            let cause = format!("the query plan cannot be translated: {err}");
+            Rejection::new(RejectionKind::Denied, None, Some(cause))
+        })
+    }
+
     /// The [`PermissionMap`] of `actions` for every one of `resources`
     /// (the rows of a page, for their edit and delete buttons), in the
     /// order of `resources`: one `CheckResources` call with every row
@@ -443,13 +472,14 @@ impl Authorizer {
     /// whole call with the unreachable [`Rejection`] (503 by default). No
     /// resources: no PDP call. When bypassed, every action is allowed,
     /// logged as a warning.
-    pub async fn permissions<A: Into<String>>(
+    pub async fn permissions<A: AsRef<str>>(
         &self,
         subject: &Subject,
         resources: impl IntoIterator<Item = Resource>,
         actions: impl IntoIterator<Item = A>,
     ) -> Result<Vec<PermissionMap>, Rejection> {
         let resources: Vec<Resource> = resources.into_iter().collect();
+        let actions = actions.into_iter().map(|a| a.as_ref().to_owned());
         let specs = match Actions::require(actions).build().map(|set| set.0) {
             Ok(RouteActions::Fixed(specs)) => specs,
             _ => {

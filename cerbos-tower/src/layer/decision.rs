@@ -254,3 +254,36 @@ impl serde::Serialize for PermissionMap {
         map.end()
     }
 }
+
+/// A row with the [`PermissionMap`] of its resource: a listing's row with
+/// what the user may do to it (its edit and delete buttons), from
+/// `Authz::with_permissions` in the adapters or by hand.
+///
+/// Serializes as the row's own fields followed by `permissions`, as in
+/// GitHub's API: `{"id": 1, "title": "…", "permissions": {"update": true}}`.
+/// The row must serialize as a struct or a map, and have no `permissions`
+/// field of its own.
+///
+/// ```
+/// # use cerbos_tower::layer::{PermissionMap, WithPermissions};
+/// #[derive(serde::Serialize)]
+/// struct Document { id: u32 }
+///
+/// let row = WithPermissions::new(Document { id: 1 }, PermissionMap::from_iter([("update", true)]));
+/// assert_eq!(serde_json::to_string(&row).unwrap(), r#"{"id":1,"permissions":{"update":true}}"#);
+/// ```
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct WithPermissions<T> {
+    /// The row.
+    #[serde(flatten)]
+    pub row: T,
+    /// What the principal may do to it.
+    pub permissions: PermissionMap,
+}
+
+impl<T> WithPermissions<T> {
+    /// `row` with its `permissions`.
+    pub fn new(row: T, permissions: PermissionMap) -> Self {
+        WithPermissions { row, permissions }
+    }
+}

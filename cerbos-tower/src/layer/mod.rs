@@ -157,7 +157,7 @@ pub use cerbos::{
 pub use cerbos_layer::CerbosLayer;
 pub use config::ConfigError;
 pub use context::Annotations;
-pub use decision::{Decision, PermissionMap, Reason};
+pub use decision::{Decision, PermissionMap, Reason, WithPermissions};
 pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, BoxPlanFuture, Pdp};
 pub use rejection::{OnRejection, Rejection, RejectionKind};

@@ -19,7 +19,10 @@ use http::{Method, Request, Response, StatusCode, request::Parts};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 use super::*;
-use crate::{CheckResources, CheckResourcesResponse, Error, Principal, Resource};
+use crate::{
+    CheckResources, CheckResourcesResponse, Error, PlanFilter, Principal, Resource,
+    adapter::HandlerChecks,
+};
 
 /// Collects a body without extra dependencies.
 mod body_collect {
@@ -1418,4 +1421,150 @@ async fn a_cors_preflight_is_denied_and_logged_at_debug() {
         StatusCode::FORBIDDEN
     );
     assert_eq!(logged(), [tracing::Level::DEBUG]);
+}
+
+/// The handler checks of a request by `john`.
+async fn checks_for(cerbos: &Cerbos<impl Pdp, impl PrincipalResolver>) -> HandlerChecks {
+    let head = request(Method::GET, "/contacts", Some("john"))
+        .into_parts()
+        .0;
+    HandlerChecks::resolve(cerbos.authorizer(), &head)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn plan_with_translates_the_plan_and_a_refused_translation_is_denied() {
+    // A PDP that cannot plan: unreachable, and the translation never runs.
+    let (pdp, seen) = effects(|_| ALLOW);
+    let checks = checks_for(&cerbos(pdp)).await;
+    let translated = AtomicUsize::new(0);
+    let translate = |_: &PlanFilter| {
+        translated.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, String>("all")
+    };
+    let rejection = checks
+        .plan_with("contact", ["read"], translate)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::Unreachable);
+    assert_eq!(translated.load(Ordering::SeqCst), 0);
+    assert_eq!(seen.calls(), 0, "a check is not a plan");
+
+    // Bypassed: the translation gets AlwaysAllowed; its error is a denial
+    // whose cause is logged, never sent.
+    let (pdp, _) = effects(|_| DENY);
+    let cerbos = Cerbos::builder(pdp)
+        .principal(user_header)
+        .allow_bypass()
+        .build_with_env(|name| (name == "CERBOS_ALLOW_BYPASS").then(|| "1".to_owned()))
+        .unwrap();
+    let checks = checks_for(&cerbos).await;
+    let seen_filter = |filter: &PlanFilter| Ok::<_, String>(filter.clone());
+    assert_eq!(
+        checks
+            .plan_with("contact", ["read"], seen_filter)
+            .await
+            .ok(),
+        Some(PlanFilter::AlwaysAllowed)
+    );
+    let refuse = |_: &PlanFilter| Err::<(), _>("the secret column `ssn` has no SQL form");
+    let rejection = checks
+        .plan_with("contact", ["read"], refuse)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (rejection.kind(), rejection.status()),
+        (RejectionKind::Denied, StatusCode::FORBIDDEN)
+    );
+    let body = String::from_utf8_lossy(rejection.response().body()).into_owned();
+    assert_eq!(body, "Forbidden", "nothing of the error is sent");
+    let authorizer = cerbos.authorizer();
+    let subject = checks.subject();
+    let rejection = authorizer
+        .plan_with(subject, "contact", ["read"], refuse)
+        .await
+        .unwrap_err();
+    assert!(rejection.cause().unwrap().contains("`ssn`"));
+}
+
+#[tokio::test]
+async fn with_permissions_pairs_each_row_with_its_own_map() {
+    let (pdp, seen) = effects(|action| if action == "update" { ALLOW } else { DENY });
+    let checks = checks_for(&cerbos(pdp)).await;
+    let rows = vec![3, 1, 2];
+    let resource = |id: &i32| Resource::new("contact", id.to_string());
+    let got = checks
+        .with_permissions(rows, resource, ["update", "delete"])
+        .await
+        .unwrap();
+    assert_eq!(seen.calls(), 1, "one batched call");
+    let ids: Vec<_> = seen
+        .last()
+        .entries()
+        .iter()
+        .map(|e| e.resource.id().to_owned())
+        .collect();
+    assert_eq!(ids, ["3", "1", "2"]);
+    assert_eq!(got.iter().map(|r| r.row).collect::<Vec<_>>(), [3, 1, 2]);
+    for row in &got {
+        assert!(row.permissions.is_allowed("update"));
+        assert!(!row.permissions.is_allowed("delete"));
+    }
+    assert_eq!(
+        serde_json::to_value(WithPermissions::new(
+            serde_json::json!({"id": 3}),
+            got[0].permissions.clone()
+        ))
+        .unwrap(),
+        serde_json::json!({"id": 3, "permissions": {"update": true, "delete": false}})
+    );
+    let none: Vec<i32> = Vec::new();
+    assert!(
+        checks
+            .with_permissions(none, resource, ["update"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(seen.calls(), 1, "no rows, no call");
+}
+
+#[tokio::test]
+async fn a_resource_that_cannot_be_built_rejects_without_asking_the_pdp() {
+    #[derive(Debug, serde::Serialize)]
+    struct Row {
+        id: u64,
+    }
+    let resource = |row: &Row| Resource::new("contact", "1").with_serialized_attrs(row);
+    let (pdp, seen) = effects(|_| ALLOW);
+    let checks = checks_for(&cerbos(pdp)).await;
+    let inexact = Row { id: u64::MAX };
+    let rejection = checks
+        .require(resource(&inexact), ["read"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (rejection.kind(), rejection.status()),
+        (
+            RejectionKind::ResolverFailed,
+            StatusCode::INTERNAL_SERVER_ERROR
+        )
+    );
+    let rows = vec![Row { id: 1 }, inexact];
+    let rejection = checks
+        .with_permissions(rows, resource, ["read"])
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.kind(), RejectionKind::ResolverFailed);
+    assert_eq!(seen.calls(), 0, "the PDP is never asked");
+    // An exact row goes through, its fields as attributes.
+    let decision = checks
+        .require(resource(&Row { id: 7 }), ["read"])
+        .await
+        .unwrap();
+    assert!(decision.is_allowed());
+    let sent = seen.last();
+    let id = sent.entries()[0].resource.attr("id");
+    assert_eq!(id, Some(crate::AttrValue::Number(7.0)));
 }

@@ -26,10 +26,9 @@ use actix_web::{
     middleware::Next,
     web,
 };
-use cerbos_actix::{
-    Authz, Cerbos, CerbosExt, CerbosRejection, Client, Loaded, PathResource, Principal,
-};
-use documents_shared::authz::{CREATE, FromCurrentUser, principal};
+use cerbos_actix::{Authz, Cerbos, CerbosExt, CerbosRejection, Client, Loaded}; // cerbos
+use cerbos_actix::{PathResource, PrincipalResolver}; // cerbos
+use documents_shared::authz::{CREATE, LIST, principal, to_sql}; // cerbos
 use documents_shared::{CurrentUser, Db, Document, DocumentBody, internal_error, write_answer};
 use serde_json::{Value, json};
 
@@ -40,11 +39,7 @@ pub use cerbos_actix::cerbos_tower::layer::ConfigError;
 // cerbos {
 /// The app's Cerbos, made once for all workers: the principal is the
 /// [`CurrentUser`] the app's authentication found.
-pub type AppCerbos = Cerbos<Client, FromCurrentUser>;
-
-/// [`AppCerbos`] for the PDP of `client`.
-pub fn cerbos(client: Client) -> Result<AppCerbos, ConfigError> {
-    let principal = principal as fn(&CurrentUser) -> Principal;
+pub fn cerbos(client: Client) -> Result<Cerbos<Client, impl PrincipalResolver>, ConfigError> {
     Cerbos::builder(client)
         .principal_from_extension(principal)
         .build()
@@ -54,10 +49,10 @@ pub fn cerbos(client: Client) -> Result<AppCerbos, ConfigError> {
 /// Registers the routes, the app data and authentication on `config`, for
 /// one worker: `cerbos` (from [`cerbos()`]) and `db` are shared by all
 /// workers.
-pub fn configure(
-    cerbos: &AppCerbos, // cerbos
+pub fn configure<R: PrincipalResolver>(
+    cerbos: &Cerbos<Client, R>, // cerbos
     db: Db,
-) -> Result<impl FnOnce(&mut web::ServiceConfig) + use<>, ConfigError> {
+) -> Result<impl FnOnce(&mut web::ServiceConfig) + use<R>, ConfigError> {
     // cerbos {
     let guard =
         |action: &str| cerbos.guard_with(PathResource::new("document").load(authz::load), [action]);
@@ -73,7 +68,7 @@ pub fn configure(
                     .wrap(actix_web::middleware::from_fn(authenticate))
                     .service(
                         web::resource("/documents")
-                            .route(web::get().to(authz::list))
+                            .route(web::get().to(list))
                             .route(web::post().to(create)),
                     )
                     .service(
@@ -116,6 +111,23 @@ fn answer((code, body): (u16, Value)) -> HttpResponse {
     HttpResponse::build(code).json(body)
 }
 
+/// `GET /documents`: the readable documents, filtered in SQL from the
+/// plan, each with its `update`/`delete` permissions (one PDP call).
+async fn list(
+    db: web::Data<Db>,
+    authz: Authz, // cerbos
+) -> Result<HttpResponse, CerbosRejection> {
+    let filter = authz.plan_with(LIST.kind, LIST.actions, to_sql).await?; // cerbos
+    let documents = match db.list(|query| filter.apply(query)) {
+        Ok(documents) => documents,
+        Err(err) => return Ok(answer(internal_error(&err))),
+    };
+    let actions = LIST.permissions; // cerbos
+    let rows = authz.with_permissions(documents, Document::resource, actions); // cerbos
+    Ok(HttpResponse::Ok().json(rows.await?))
+}
+
+/// `POST /documents`: `create` checked in the handler.
 async fn create(
     db: web::Data<Db>,
     user: web::ReqData<CurrentUser>,
@@ -126,10 +138,7 @@ async fn create(
         Ok(body) => body.new_document(&user),
         Err(why) => return Ok(HttpResponse::BadRequest().body(why)),
     };
-    // cerbos {
-    let create = CREATE.actions.iter().copied();
-    authz.require(new.resource(), create).await?;
-    // } cerbos
+    authz.require(new.resource(), CREATE.actions).await?; // cerbos
     Ok(answer(match db.insert(&new) {
         Ok(created) => (201, created.to_json()),
         Err(err) => internal_error(&err),

@@ -21,17 +21,16 @@ mod authz;
 use axum::{
     Extension, Json, Router,
     body::Bytes,
-    extract::{Request, State},
+    extract::{FromRef, Request, State},
     handler::Handler,
     http::{StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
-use cerbos_axum::{
-    Authorizer, Authz, Cerbos, CerbosExt, CerbosRejection, Client, Loaded, PathResource,
-};
-use documents_shared::authz::{CREATE, principal};
+use cerbos_axum::PathResource; // cerbos
+use cerbos_axum::{Authorizer, Authz, Cerbos, CerbosExt, CerbosRejection, Client, Loaded}; // cerbos
+use documents_shared::authz::{CREATE, LIST, principal, to_sql}; // cerbos
 use documents_shared::{CurrentUser, Db, Document, DocumentBody, internal_error, write_answer};
 use serde_json::{Value, json};
 
@@ -39,8 +38,9 @@ pub use authz::declarations;
 /// Why the app cannot be built: a Cerbos configuration error.
 pub use cerbos_axum::cerbos_tower::layer::ConfigError;
 
-/// What the handlers share.
-#[derive(Clone, Debug)]
+/// What the handlers share (`FromRef`: the guards and `#[authorize]` find
+/// the `Authorizer` in it).
+#[derive(Clone, Debug, FromRef)] // cerbos
 pub struct AppState {
     db: Db,
     authorizer: Authorizer, // cerbos
@@ -56,20 +56,14 @@ pub fn app(client: Client, db: Db) -> Result<Router, ConfigError> {
         db,
         authorizer: cerbos.authorizer(),
     };
-    let guard = |action: &str| {
-        cerbos.guard_loaded(
-            PathResource::new("document"),
-            [action],
-            state.clone(),
-            authz::load,
-        )
-    };
+    let (document, load) = (PathResource::new("document"), authz::load);
+    let guard = |action| cerbos.guard_loaded(document.clone(), [action], state.clone(), load);
     // } cerbos
     let one = get(authz::show)
         .put(update.layer(guard("update")?)) // cerbos
         .delete(remove.layer(guard("delete")?)); // cerbos
     Ok(Router::new()
-        .route("/documents", get(authz::list).post(create))
+        .route("/documents", get(list).post(create))
         .route("/documents/{id}", one)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state))
@@ -99,6 +93,23 @@ fn answer((code, body): (u16, Value)) -> Response {
     (code, Json(body)).into_response()
 }
 
+/// `GET /documents`: the readable documents, filtered in SQL from the
+/// plan, each with its `update`/`delete` permissions (one PDP call).
+async fn list(
+    State(state): State<AppState>,
+    authz: Authz, // cerbos
+) -> Result<Response, CerbosRejection> {
+    let filter = authz.plan_with(LIST.kind, LIST.actions, to_sql).await?; // cerbos
+    let documents = match state.db.list(|query| filter.apply(query)) {
+        Ok(documents) => documents,
+        Err(err) => return Ok(answer(internal_error(&err))),
+    };
+    let actions = LIST.permissions; // cerbos
+    let rows = authz.with_permissions(documents, Document::resource, actions); // cerbos
+    Ok(Json(rows.await?).into_response())
+}
+
+/// `POST /documents`: `create` checked in the handler.
 async fn create(
     State(state): State<AppState>,
     Extension(user): Extension<CurrentUser>,
@@ -109,10 +120,7 @@ async fn create(
         Ok(body) => body.new_document(&user),
         Err(why) => return Ok((StatusCode::BAD_REQUEST, why).into_response()),
     };
-    // cerbos {
-    let create = CREATE.actions.iter().copied();
-    authz.require(new.resource(), create).await?;
-    // } cerbos
+    authz.require(new.resource(), CREATE.actions).await?; // cerbos
     Ok(answer(match state.db.insert(&new) {
         Ok(created) => (201, created.to_json()),
         Err(err) => internal_error(&err),

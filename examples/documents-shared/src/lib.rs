@@ -14,6 +14,7 @@ use std::sync::{
 
 use rusqlite::{Connection, OptionalExtension, ToSql};
 use sea_query::{Alias, Query, SelectStatement, SqliteQueryBuilder};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// The user of a request, as the application's own authentication finds
@@ -29,7 +30,7 @@ pub struct CurrentUser {
 }
 
 /// A document row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Document {
     /// The id.
     pub id: i64,
@@ -48,14 +49,7 @@ pub struct Document {
 impl Document {
     /// The document as JSON.
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "title": self.title,
-            "owner_id": self.owner_id,
-            "department": self.department,
-            "draft": self.draft,
-            "public": self.public,
-        })
+        json!(self)
     }
 }
 

@@ -90,6 +90,15 @@ impl ResolveError {
     }
 }
 
+/// Attributes that cannot be sent exactly (see
+/// [`with_serialized_attrs`](crate::Resource::with_serialized_attrs)): the
+/// resolver failed (500), so that `?` works in a loader.
+impl From<crate::AttrError> for ResolveError {
+    fn from(err: crate::AttrError) -> Self {
+        ResolveError::internal(err)
+    }
+}
+
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
