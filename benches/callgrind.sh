@@ -12,8 +12,27 @@
 #
 #   benches/callgrind.sh            # N=400, M=200
 #   N=1000 M=500 benches/callgrind.sh
+#   benches/callgrind.sh layer      # the tower layer instead (N=2000, M=1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = layer ]; then
+    # Instructions per request through a bare service_fn and through the
+    # same service behind the layer (stub PDP in process, its answer
+    # included): the difference is the layer's cost.
+    N=${N:-2000}
+    M=${M:-1000}
+    cargo build --quiet --release -p cerbos-benches --bin callgrind_layer
+    count() {
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/callgrind_layer "$@" 2>&1 |
+            sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+    }
+    bare=$(( ($(count bare "$N") - $(count bare "$M")) / (N - M) ))
+    layered=$(( ($(count layered "$N") - $(count layered "$M")) / (N - M) ))
+    printf 'bare %s, layered %s, layer %s instructions per request\n' "$bare" "$layered" $((layered - bare))
+    exit 0
+fi
+
 N=${N:-400}
 M=${M:-200}
 cargo build --quiet --release -p cerbos-benches --bin callgrind_client

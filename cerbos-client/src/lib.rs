@@ -40,14 +40,59 @@ pub fn new_request_id() -> String {
         OnceLock,
         atomic::{AtomicU64, Ordering},
     };
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let prefix = *PREFIX.get_or_init(|| {
+    let prefix = PREFIX.get_or_init(|| {
         use std::hash::{BuildHasher, RandomState};
-        RandomState::new().hash_one((std::process::id(), std::time::SystemTime::now()))
+        let seed = (std::process::id(), std::time::SystemTime::now());
+        format!("{:016x}-", RandomState::new().hash_one(seed))
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix:016x}-{n:08x}")
+    let mut id = String::with_capacity(prefix.len() + 16);
+    id.push_str(prefix);
+    push_hex(&mut id, COUNTER.fetch_add(1, Ordering::Relaxed));
+    id
+}
+
+/// Appends `n` as `format!("{n:08x}")` would, without `format!`, which
+/// costs more than the rest of a request id (made once per request the
+/// layer checks).
+fn push_hex(id: &mut String, n: u64) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (u64::BITS - n.leading_zeros()).div_ceil(4).max(8);
+    for digit in (0..digits).rev() {
+        id.push(char::from(HEX[((n >> (digit * 4)) & 0xf) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_the_prefix_and_the_counter_in_hex() {
+        for n in [
+            0,
+            1,
+            0xf,
+            0x10,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0xdead_beef_cafe,
+            u64::MAX,
+        ] {
+            let mut id = String::new();
+            super::push_hex(&mut id, n);
+            assert_eq!(id, format!("{n:08x}"));
+        }
+        let (a, b) = (super::new_request_id(), super::new_request_id());
+        assert_ne!(a, b);
+        let (prefix, counter) = a.split_once('-').unwrap();
+        assert_eq!((prefix.len(), counter.len()), (16, 8), "{a}");
+        assert!(a.bytes().all(|c| c == b'-' || c.is_ascii_hexdigit()), "{a}");
+        assert_eq!(
+            b.split_once('-').unwrap().0,
+            prefix,
+            "one prefix per process"
+        );
+    }
 }
 
 /// Not public API: what the extractor macros expand to.
