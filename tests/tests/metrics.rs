@@ -89,6 +89,21 @@ async fn decisions_plans_and_pdp_calls_are_counted_with_their_labels() {
         plan.filter(),
         cerbos_tower::PlanFilter::Conditional(_)
     ));
+    // Per-row permissions through the Authorizer: one call for two rows.
+    let rows = ["A1", "B1"].map(|id| {
+        let owner = if id == "A1" { "alicia" } else { "bob" };
+        Resource::new("album:object", id).with_attr("owner", owner)
+    });
+    let maps = authorizer
+        .permissions(&subject, rows, ["edit"])
+        .await
+        .unwrap();
+    assert_eq!(
+        maps.iter()
+            .map(|m| m.is_allowed("edit"))
+            .collect::<Vec<_>>(),
+        [true, false]
+    );
 
     // name + sorted labels -> value.
     let mut counters = HashMap::new();
@@ -146,10 +161,16 @@ async fn decisions_plans_and_pdp_calls_are_counted_with_their_labels() {
         "{counters:#?}"
     );
 
+    assert_eq!(
+        counter("cerbos_permissions_total{outcome=answered,resource_kind=album:object}"),
+        1,
+        "{counters:#?}"
+    );
+
     let calls = "cerbos_client_calls_total";
     assert_eq!(
         counter(&format!("{calls}{{method=check_resources,outcome=ok}}")),
-        3,
+        4,
         "{counters:#?}"
     );
     assert_eq!(
@@ -166,7 +187,7 @@ async fn decisions_plans_and_pdp_calls_are_counted_with_their_labels() {
     );
     let latencies =
         &histograms["cerbos_client_call_duration_seconds{method=check_resources,outcome=ok}"];
-    assert_eq!(latencies.len(), 3, "one latency sample per call");
+    assert_eq!(latencies.len(), 4, "one latency sample per call");
     assert!(
         latencies.iter().all(|s| *s > 0.0 && *s < 10.0),
         "latencies in seconds: {latencies:?}"

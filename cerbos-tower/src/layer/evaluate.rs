@@ -482,8 +482,10 @@ pub(crate) fn finish_permissions(
         }
     };
     let _entered = span.enter();
+    let kind = pending.rows.first().map_or("", |(kind, _)| kind.as_str());
     match maps {
         Ok(maps) => {
+            telemetry::permissions("answered", kind);
             span.record("reason", Reason::Allowed.as_str());
             tracing::debug!(
                 rows = maps.len(),
@@ -500,7 +502,13 @@ pub(crate) fn finish_permissions(
                 error = cause.as_str(),
                 "no usable answer from the Cerbos PDP for the rows' permissions: request denied"
             );
-            Err(unusable(pending.sent_jwt, answer.as_ref().err(), cause))
+            let rejection = unusable(pending.sent_jwt, answer.as_ref().err(), cause);
+            let outcome = match rejection.kind {
+                RejectionKind::Unauthenticated => "unauthenticated",
+                _ => "unreachable",
+            };
+            telemetry::permissions(outcome, kind);
+            Err(rejection)
         }
     }
 }
@@ -554,6 +562,9 @@ pub(crate) fn bypassed_permissions(
         actions = ?ActionNames(actions),
         "Cerbos authorization BYPASSED: the PDP was not asked"
     );
+    if let Some(first) = resources.first() {
+        telemetry::permissions("bypassed", first.kind());
+    }
     let map: PermissionMap = actions.iter().map(|a| (a.action.clone(), true)).collect();
     vec![map; resources.len()]
 }
