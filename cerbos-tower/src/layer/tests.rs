@@ -1568,3 +1568,66 @@ async fn a_resource_that_cannot_be_built_rejects_without_asking_the_pdp() {
     let id = sent.entries()[0].resource.attr("id");
     assert_eq!(id, Some(crate::AttrValue::Number(7.0)));
 }
+
+/// A lying PDP never pairs a row with another row's permissions: answers
+/// out of order, with a row missing or added, or without an effect for an
+/// action fail the whole page (503); an unknown effect is not an allow.
+#[tokio::test]
+async fn per_row_permissions_trust_no_answer_about_another_row() {
+    type Lie = fn(&mut Vec<wire::ResultEntry>);
+    let lies: [(&str, Lie); 5] = [
+        ("reversed", |results| results.reverse()),
+        ("one missing", |results| {
+            results.pop();
+        }),
+        ("one added", |results| {
+            let extra = results[0].clone();
+            results.push(extra);
+        }),
+        ("another id", |results| {
+            if let Some(resource) = results[1].resource.as_mut() {
+                resource.id = "999".into();
+            }
+        }),
+        ("no effect for delete", |results| {
+            results[2].actions.remove("delete");
+        }),
+    ];
+    let rows = vec![1, 2, 3];
+    let resource = |id: &i32| Resource::new("contact", id.to_string());
+    for (lie, change) in lies {
+        let (pdp, seen) = stub(move |request| {
+            let mut results: Vec<_> = answer(request, |_| ALLOW)
+                .results()
+                .iter()
+                .map(|r| r.as_proto().clone())
+                .collect();
+            change(&mut results);
+            Ok(CheckResourcesResponse::from_proto(WireResponse {
+                results,
+                ..Default::default()
+            }))
+        });
+        let checks = checks_for(&cerbos(pdp)).await;
+        let rejection = checks
+            .with_permissions(rows.clone(), resource, ["update", "delete"])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (rejection.kind(), rejection.status()),
+            (RejectionKind::Unreachable, StatusCode::SERVICE_UNAVAILABLE),
+            "{lie}"
+        );
+        assert_eq!(seen.calls(), 1, "{lie}");
+    }
+
+    // An effect the client does not know is not an allow.
+    let (pdp, _) = effects(|action| if action == "update" { 7 } else { ALLOW });
+    let checks = checks_for(&cerbos(pdp)).await;
+    let got = checks
+        .with_permissions(rows, resource, ["update", "delete"])
+        .await
+        .unwrap();
+    assert!(got.iter().all(|row| !row.permissions.is_allowed("update")));
+    assert!(got.iter().all(|row| row.permissions.is_allowed("delete")));
+}
