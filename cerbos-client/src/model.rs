@@ -302,7 +302,12 @@ macro_rules! attr_methods {
         /// and no integer is rounded; an error instead. Every serialized
         /// field is sent (and may be recorded in the PDP's audit log):
         /// leave out what the policies need not see with
-        /// `#[serde(skip)]`.
+        /// `#[serde(skip)]`. A `None` is an explicit `null` attribute,
+        /// which is what cerbos-sql's default `NullAs::ExplicitNull`
+        /// assumes of a NULL column; for a column declared
+        /// `NullAs::Omitted`, leave the field out when it is `None`
+        /// (`#[serde(skip_serializing_if = "Option::is_none")]`), so that
+        /// checks and listings read the row alike.
         pub fn with_serialized_attrs<T: serde::Serialize + ?Sized>(
             self,
             value: &T,

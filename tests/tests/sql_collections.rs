@@ -26,16 +26,6 @@ use common::oracle::{self, Db, Event, Oracle, Pg, Sqlite, Tally};
 use sea_query::{Alias, Query};
 use serde_json::{Value, json};
 
-/// The actions of `policies/collections.yaml`, one per condition.
-fn actions() -> Vec<String> {
-    let policy = std::fs::read_to_string(common::policy_dir().join("collections.yaml")).unwrap();
-    policy
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("- actions: [\""))
-        .map(|l| l.trim_end_matches("\"]").to_owned())
-        .collect()
-}
-
 /// The conditions that must be refused (an error naming the shape).
 const REFUSED: &[&str] = &[
     // `map`: the items become other values.
@@ -385,7 +375,7 @@ async fn postgres(rows: &[Row]) -> (Pg, cerbos_testkit::Postgres) {
 /// Compares the plan-filtered rows with the checked rows for every
 /// principal and action.
 async fn run(db: &impl Db, dialect: Dialect, rows: &[Row]) -> BTreeMap<String, Tally> {
-    let actions = actions();
+    let actions = oracle::policy_actions("collections.yaml");
     let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
     let resources: Vec<Resource> = rows.iter().map(resource).collect();
     let mut base = Query::select();
