@@ -443,54 +443,45 @@ impl PlanToSql {
                 // The related table under its own alias: never confused
                 // with a table of the filtered query.
                 let related = Alias::new(self.alias(ITEM_ROWS));
-                let Some(element) = relation.element.clone() else {
-                    // A list of objects: one opaque item per row.
-                    let foreign_key =
-                        (related.clone(), relation.foreign_key.clone()).into_column_ref();
-                    sql.push("(SELECT ")
-                        .push(typed_null(Kind::String))
-                        .push(" AS \"s\", ")
-                        .push(typed_null(Kind::Number))
-                        .push(" AS \"n\", ")
-                        .push(typed_null(Kind::Bool))
-                        .push(" AS \"b\", 'o' AS \"t\" FROM ")
-                        .push(&quoted(&relation.table.to_string()))
-                        .push(" AS ")
-                        .push(&quoted(&self.alias(ITEM_ROWS)))
-                        .push(" WHERE ")
-                        .col(&foreign_key)
-                        .push(" = ")
-                        .col(&relation.key)
-                        .push(") AS ")
-                        .push(&quoted(&self.alias(ITEMS)));
-                    return;
-                };
-                let element = (related.clone(), element).into_column_ref();
-                let foreign_key = (related, relation.foreign_key.clone()).into_column_ref();
+                let foreign_key = (related.clone(), relation.foreign_key.clone()).into_column_ref();
                 sql.push("(SELECT ");
-                for kind in [Kind::String, Kind::Number, Kind::Bool] {
-                    if kind == declared {
-                        if kind == Kind::Number {
-                            // A double, as CEL reads a number (2^53 + 1
-                            // is 2^53 there).
-                            sql.push("CAST(").col(&element).push(if postgres {
-                                " AS float8)"
-                            } else {
-                                " AS REAL)"
-                            });
-                        } else {
-                            sql.col(&element);
+                match relation.element.clone() {
+                    // A list of objects: one opaque item per row.
+                    None => {
+                        for kind in [Kind::String, Kind::Number, Kind::Bool] {
+                            sql.push(typed_null(kind))
+                                .push(" AS \"")
+                                .push(kind_letter(kind))
+                                .push("\", ");
                         }
-                    } else {
-                        sql.push(typed_null(kind));
+                        sql.push("'o' AS \"t\"");
                     }
-                    sql.push(" AS \"").push(kind_letter(kind)).push("\", ");
+                    Some(element) => {
+                        let element = (related, element).into_column_ref();
+                        for kind in [Kind::String, Kind::Number, Kind::Bool] {
+                            if kind != declared {
+                                sql.push(typed_null(kind));
+                            } else if kind == Kind::Number {
+                                // A double, as CEL reads a number (2^53 + 1
+                                // is 2^53 there).
+                                sql.push("CAST(").col(&element).push(if postgres {
+                                    " AS float8)"
+                                } else {
+                                    " AS REAL)"
+                                });
+                            } else {
+                                sql.col(&element);
+                            }
+                            sql.push(" AS \"").push(kind_letter(kind)).push("\", ");
+                        }
+                        sql.push("CASE WHEN ")
+                            .col(&element)
+                            .push(" IS NULL THEN 'z' ELSE '")
+                            .push(kind_letter(declared))
+                            .push("' END AS \"t\"");
+                    }
                 }
-                sql.push("CASE WHEN ")
-                    .col(&element)
-                    .push(" IS NULL THEN 'z' ELSE '")
-                    .push(kind_letter(declared))
-                    .push("' END AS \"t\" FROM ")
+                sql.push(" FROM ")
                     .push(&quoted(&relation.table.to_string()))
                     .push(" AS ")
                     .push(&quoted(&self.alias(ITEM_ROWS)))
