@@ -24,7 +24,7 @@ pub use guard::{CerbosExt, CerbosGuard, CerbosGuardService};
 /// The request head that resolvers read (`.principal(|parts: &Parts| ..)`).
 pub use http::request::Parts;
 pub use loaded::Loaded;
-pub use path::{PathResource, ResourceResolver};
+pub use path::{LoaderArg, PathResource, ResourceResolver};
 pub use rejection::CerbosRejection;
 
 /// Used by the code `#[authorize]` generates.
@@ -32,6 +32,8 @@ pub use rejection::CerbosRejection;
 pub mod __private {
     pub use actix_web::HttpRequest;
     pub use cerbos_tower::adapter::{Declaration, LoaderOutput};
+
+    pub use crate::path::LoaderArg;
 
     pub use crate::authorized::Spec;
 }

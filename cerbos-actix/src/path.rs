@@ -5,7 +5,7 @@
 
 use std::{future::Future, rc::Rc, sync::Arc};
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, web};
 use cerbos_tower::{
     Resource,
     adapter::{LoaderOutput, PathParamsExt, id_param, loaded_row},
@@ -116,28 +116,58 @@ impl PathResource {
     }
 
     /// Completes the resource with `loader`, which gets the resource (kind
-    /// and id) and the request (for app data such as a database pool) and
-    /// returns the resource with attributes, or the resource and the
-    /// application's typed row (`Ok(Some((resource, row)))`, which the
-    /// handler takes as [`Loaded<Row>`](crate::Loaded): read once per
-    /// request), `Ok(None)` if it does not exist (404), or an error (500).
-    /// The same loader serves `#[authorize(load = ..)]` and
+    /// and id) and what it needs of the app: a [`web::Data<T>`] of the app
+    /// data (a database pool, say) or the whole [`HttpRequest`] (see
+    /// [`LoaderArg`]). It returns the resource with attributes, or the
+    /// resource and the application's typed row (`Ok(Some((resource,
+    /// row)))`, which the handler takes as [`Loaded<Row>`](crate::Loaded):
+    /// read once per request), `Ok(None)` if it does not exist (404), or
+    /// an error (500). The same loader serves `#[authorize(load = ..)]` and
     /// [`Authz::require_loaded`](crate::Authz::require_loaded).
-    pub fn load<F, Fut, O>(mut self, loader: F) -> Self
+    pub fn load<F, A, Fut, O>(mut self, loader: F) -> Self
     where
-        F: Fn(Resource, HttpRequest) -> Fut + 'static,
+        F: Fn(Resource, A) -> Fut + 'static,
+        A: LoaderArg,
         Fut: Future<Output = Result<Option<O>, ResolveError>> + 'static,
         O: LoaderOutput,
     {
         self.loader = Some(Rc::new(move |resource, req| {
-            let loading = loader(resource, req.clone());
+            let loading = A::from_request(&req).map(|arg| loader(resource, arg));
             Box::pin(async move {
-                let (resource, row) = loaded_row(loading.await)?;
+                let (resource, row) = loaded_row(loading?.await)?;
                 keep_row(&req, row);
                 Ok(resource)
             })
         }));
         self
+    }
+}
+
+/// What a loader gets besides the resource: the [`HttpRequest`], or a
+/// [`web::Data<T>`] of the app data, so that a loader reads its pool
+/// without digging in the request
+/// (`async fn load(document: Resource, db: web::Data<Pool>)`). Missing app
+/// data is a 500 that names the type, before the loader runs.
+pub trait LoaderArg: Sized + 'static {
+    /// The argument for the loader of `req`.
+    fn from_request(req: &HttpRequest) -> Result<Self, ResolveError>;
+}
+
+impl LoaderArg for HttpRequest {
+    fn from_request(req: &HttpRequest) -> Result<Self, ResolveError> {
+        Ok(req.clone())
+    }
+}
+
+impl<T: ?Sized + 'static> LoaderArg for web::Data<T> {
+    fn from_request(req: &HttpRequest) -> Result<Self, ResolveError> {
+        req.app_data::<web::Data<T>>().cloned().ok_or_else(|| {
+            ResolveError::internal(format!(
+                "the loader needs web::Data<{}>, which is not in the app data: add it with \
+                 App::app_data(web::Data::new(..))",
+                std::any::type_name::<T>()
+            ))
+        })
     }
 }
 

@@ -329,8 +329,8 @@ fn expand(
             if let Some(state) = &state {
                 return Err(syn::Error::new_spanned(
                     state,
-                    "`state` is for axum: with actix-web the loader gets the `HttpRequest` \
-                     (read app data such as a pool with `req.app_data()`)",
+                    "`state` is for axum: with actix-web the loader gets a `web::Data<T>` of \
+                     the app data (a pool, say) or the `HttpRequest`",
                 ));
             }
             (
@@ -338,7 +338,14 @@ fn expand(
                 quote!(impl ::cerbos_actix::__private::Spec),
                 quote!(::cerbos_actix::__private::HttpRequest),
                 quote!('static),
-                load.as_ref().map(|load| quote!(#load(resource, context))),
+                // The loader's second argument (`web::Data<T>` or the
+                // request) is inferred from its signature.
+                load.as_ref().map(|load| {
+                    quote!(async move {
+                        let arg = ::cerbos_actix::__private::LoaderArg::from_request(&context)?;
+                        #load(resource, arg).await
+                    })
+                }),
                 (quote!(), quote!()),
             )
         }

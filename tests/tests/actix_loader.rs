@@ -282,3 +282,79 @@ async fn a_scope_guard_needs_no_template_and_says_which_route_it_cannot_check() 
     assert_eq!(status, 200);
     assert_eq!(counters.take(), (1, 1, 1));
 }
+
+/// The tenant a typed loader reads from the app data.
+struct Tenant(&'static str);
+
+/// A loader whose argument is a `web::Data` of the app data, not the
+/// request: the resource of contact 1, owned by the user `2`, with the
+/// tenant's name.
+async fn load_for_tenant(
+    contact: Resource,
+    tenant: web::Data<Tenant>,
+) -> Result<Option<(Resource, String)>, ResolveError> {
+    let resource = contact.with_attr("owner_id", "2");
+    Ok(Some((resource, tenant.0.to_owned())))
+}
+
+#[authorize(kind = "contact", actions = ["read"], load = load_for_tenant)]
+async fn show_tenant(Loaded(tenant): Loaded<String>) -> String {
+    tenant
+}
+
+#[actix_web::test]
+async fn a_loader_takes_typed_app_data_and_its_absence_is_a_500_before_the_pdp() {
+    for with_tenant in [true, false] {
+        let pdp_calls = Arc::new(AtomicUsize::new(0));
+        let calls = pdp_calls.clone();
+        let client = common::contact_client();
+        let pdp = move |request: CheckResources| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Pdp::check(&client, request)
+        };
+        let cerbos = Cerbos::builder(pdp)
+            .principal(|parts: &cerbos_actix::Parts| {
+                let id = parts
+                    .headers
+                    .get("x-user")
+                    .map_or("", |v| v.to_str().unwrap_or(""));
+                std::future::ready(Ok(
+                    Principal::new(id, ["user"]).with_attr("department", "Sales")
+                ))
+            })
+            .build()
+            .unwrap();
+        let guard = cerbos
+            .guard_with(PathResource::new("contact").load(load_for_tenant), ["read"])
+            .unwrap();
+        let mut app = App::new().app_data(cerbos.authorizer());
+        if with_tenant {
+            app = app.app_data(web::Data::new(Tenant("acme")));
+        }
+        let app = test::init_service(
+            app.service(
+                web::resource("/guard/{id}")
+                    .wrap(guard)
+                    .route(web::get().to(|Loaded(t): Loaded<String>| async move { t })),
+            )
+            .route("/attr/{id}", web::get().to(show_tenant)),
+        )
+        .await;
+        for path in ["/guard/1", "/attr/1"] {
+            // The owner reads it; another user may not.
+            let (owner, body) = call(&app, "GET", path, "2").await;
+            let (other, _) = call(&app, "GET", path, "3").await;
+            if with_tenant {
+                assert_eq!((owner, body.as_str(), other), (200, "acme", 403), "{path}");
+                assert_eq!(pdp_calls.swap(0, Ordering::SeqCst), 2, "{path}");
+            } else {
+                assert_eq!((owner, other), (500, 500), "{path}: {body}");
+                assert_eq!(
+                    pdp_calls.swap(0, Ordering::SeqCst),
+                    0,
+                    "{path}: no PDP call"
+                );
+            }
+        }
+    }
+}

@@ -1,16 +1,14 @@
 //! All of this app's authorization (with the fenced lines of `lib.rs` and
 //! `documents_shared::authz`).
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use cerbos_actix::{Declaration, Loaded, PermissionMap, ResolveError, Resource, WithPermissions};
+use actix_web::{HttpResponse, web};
+use cerbos_actix::{Declaration, Loaded, PermissionMap, Resource, WithPermissions};
 use cerbos_actix::{authorize, declaration};
 use documents_shared::{Db, Document, authz::CREATE, authz::Found, authz::LIST};
 
 /// The one loader of the guards and `#[authorize]`.
-pub(crate) async fn load(document: Resource, req: HttpRequest) -> Found {
-    let db = req.app_data::<web::Data<Db>>();
-    let db = db.ok_or(ResolveError::internal("no Db"))?;
-    documents_shared::authz::load(db, document.id())
+pub(crate) async fn load(document: Resource, db: web::Data<Db>) -> Found {
+    documents_shared::authz::load(&db, document.id())
 }
 
 /// `GET /documents/{id}`: the row loaded once, and the permission map.
