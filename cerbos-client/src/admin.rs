@@ -266,6 +266,7 @@ mod path {
         GET_SCHEMA = "GetSchema";
         DELETE_SCHEMA = "DeleteSchema";
         RELOAD_STORE = "ReloadStore";
+        PURGE_STORE_REVISIONS = "PurgeStoreRevisions";
     }
 }
 
@@ -495,6 +496,18 @@ impl AdminClient {
             .call(path::RELOAD_STORE, &request::ReloadStoreRequest { wait })
             .await?;
         Ok(())
+    }
+
+    /// Deletes the revisions a mutable store keeps of each policy (every
+    /// add, update, disable and enable makes one), keeping the latest
+    /// `keep_last` of each (`0`: none); returns how many were deleted.
+    /// The policies themselves stay as they are. Stores without revisions
+    /// answer [`AdminError::Unsupported`].
+    pub async fn purge_store_revisions(&self, keep_last: u32) -> Result<u32, AdminError> {
+        let request = request::PurgeStoreRevisionsRequest { keep_last };
+        let answer: response::PurgeStoreRevisionsResponse =
+            self.call(path::PURGE_STORE_REVISIONS, &request).await?;
+        Ok(answer.affected_rows)
     }
 
     /// The access log entries (one per call to the PDP) that match

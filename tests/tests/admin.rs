@@ -634,6 +634,38 @@ async fn wrong_credentials_are_a_clear_error_and_never_printed() {
 }
 
 #[tokio::test]
+async fn purging_store_revisions_keeps_the_latest_and_the_policies() {
+    let pdp = admin_pdp();
+    let client = client(&pdp);
+    let admin = admin(&client);
+    // Three writes of the policies: the store keeps a revision of each.
+    for _ in 0..3 {
+        admin
+            .add_or_update_policies(yaml_policies(DOCUMENT_POLICIES))
+            .await
+            .expect("the policies are stored");
+    }
+    settles(&client, "edit", Effect::Allow).await;
+    // Two policies, three revisions each: keeping one of each deletes four.
+    assert_eq!(admin.purge_store_revisions(1).await.expect("purged"), 4);
+    assert_eq!(
+        admin.purge_store_revisions(1).await.expect("purged"),
+        0,
+        "nothing older than the latest is left"
+    );
+    assert_eq!(
+        admin.purge_store_revisions(0).await.expect("purged"),
+        2,
+        "the latest revision of each policy"
+    );
+    assert_eq!(admin.purge_store_revisions(0).await.expect("purged"), 0);
+    // The policies themselves are untouched.
+    assert_eq!(effect(&client, "edit").await, Effect::Allow);
+    let ids = admin.list_policies(&PolicyFilter::new()).await.unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[tokio::test]
 async fn reload_store_rereads_a_disk_store_that_cannot_be_changed() {
     // A disk store without file watching: a new policy file is only used
     // after a reload.
@@ -663,6 +695,8 @@ async fn reload_store_rereads_a_disk_store_that_cannot_be_changed() {
         .add_or_update_policies(yaml_policies(DOCUMENT_POLICIES))
         .await
         .unwrap_err();
+    assert!(matches!(&err, AdminError::Unsupported { .. }), "{err:?}");
+    let err = admin.purge_store_revisions(0).await.unwrap_err();
     assert!(matches!(&err, AdminError::Unsupported { .. }), "{err:?}");
     drop(pdp);
     let _ = std::fs::remove_dir_all(&dir);

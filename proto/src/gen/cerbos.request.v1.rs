@@ -277,3 +277,10 @@ pub struct ReloadStoreRequest {
     #[prost(bool, tag = "1")]
     pub wait: bool,
 }
+/// Deletes the stored revisions of the policies.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PurgeStoreRevisionsRequest {
+    /// How many of each policy's latest revisions to keep (0: none).
+    #[prost(uint32, tag = "1")]
+    pub keep_last: u32,
+}

@@ -552,3 +552,10 @@ pub struct DeletePolicyResponse {
 /// The store was reloaded (or the reload started).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ReloadStoreResponse {}
+/// The revisions were deleted.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PurgeStoreRevisionsResponse {
+    /// How many revisions were deleted.
+    #[prost(uint32, tag = "1")]
+    pub affected_rows: u32,
+}

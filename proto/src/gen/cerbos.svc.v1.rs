@@ -949,6 +949,40 @@ pub mod cerbos_admin_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
+        /// Deletes the stored revisions of the policies (mutable stores).
+        pub async fn purge_store_revisions(
+            &mut self,
+            request: impl tonic::IntoRequest<
+                super::super::super::request::v1::PurgeStoreRevisionsRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                super::super::super::response::v1::PurgeStoreRevisionsResponse,
+            >,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/cerbos.svc.v1.CerbosAdminService/PurgeStoreRevisions",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "cerbos.svc.v1.CerbosAdminService",
+                        "PurgeStoreRevisions",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -1098,6 +1132,18 @@ pub mod cerbos_admin_service_server {
             request: tonic::Request<super::super::super::request::v1::ReloadStoreRequest>,
         ) -> std::result::Result<
             tonic::Response<super::super::super::response::v1::ReloadStoreResponse>,
+            tonic::Status,
+        >;
+        /// Deletes the stored revisions of the policies (mutable stores).
+        async fn purge_store_revisions(
+            &self,
+            request: tonic::Request<
+                super::super::super::request::v1::PurgeStoreRevisionsRequest,
+            >,
+        ) -> std::result::Result<
+            tonic::Response<
+                super::super::super::response::v1::PurgeStoreRevisionsResponse,
+            >,
             tonic::Status,
         >;
     }
@@ -1808,6 +1854,58 @@ pub mod cerbos_admin_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ReloadStoreSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/cerbos.svc.v1.CerbosAdminService/PurgeStoreRevisions" => {
+                    #[allow(non_camel_case_types)]
+                    struct PurgeStoreRevisionsSvc<T: CerbosAdminService>(pub Arc<T>);
+                    impl<
+                        T: CerbosAdminService,
+                    > tonic::server::UnaryService<
+                        super::super::super::request::v1::PurgeStoreRevisionsRequest,
+                    > for PurgeStoreRevisionsSvc<T> {
+                        type Response = super::super::super::response::v1::PurgeStoreRevisionsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                super::super::super::request::v1::PurgeStoreRevisionsRequest,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as CerbosAdminService>::purge_store_revisions(
+                                        &inner,
+                                        request,
+                                    )
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = PurgeStoreRevisionsSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
