@@ -9,7 +9,7 @@ use std::future::Future;
 use actix_web::{HttpMessage, HttpRequest, web};
 use cerbos_tower::{
     Resource,
-    adapter::{RenderedRejection, Required, authorize_request, copy_actix_extensions},
+    adapter::{RenderedRejection, Required, actix_route, authorize_request, copy_actix_extensions},
     layer::{Authorizer, ResolveError},
 };
 use http::request::Parts;
@@ -85,6 +85,7 @@ fn http_parts(authorizer: &Authorizer, req: &HttpRequest) -> Result<Parts, Resol
         parts.headers.append(name, value);
     }
     copy_actix_extensions(authorizer, &req.extensions(), &mut parts.extensions);
+    actix_route(authorizer, req, &mut parts.extensions);
     Ok(parts)
 }
 

@@ -144,6 +144,23 @@ pub fn copy_actix_extensions(
     authorizer.copy_actix_extensions(from, to);
 }
 
+/// The route pattern actix matched, or will match from a middleware on
+/// `App` or `Scope` (`HttpRequest::match_pattern`), into the request head
+/// `to`, when the calls are annotated: the `route` annotation is then the
+/// pattern (`/contacts/{id}`), not the path.
+#[cfg(feature = "actix")]
+pub fn actix_route(
+    authorizer: &Authorizer,
+    req: &actix_web::HttpRequest,
+    to: &mut http::Extensions,
+) {
+    if authorizer.annotates()
+        && let Some(pattern) = req.match_pattern()
+    {
+        to.insert(crate::layer::MatchedRoute(pattern));
+    }
+}
+
 /// The [`Authorizer`]'s entry points for adapters.
 pub trait AuthorizerExt {
     /// Checks a route's `actions` for `method` on `resource`, as the layer

@@ -207,3 +207,61 @@ async fn the_clients_trace_context_provider_reaches_the_pdp() {
     assert!(response.results()[0].is_allowed("edit"));
     assert_eq!(traceparent(&entry(&log, "provider-1")), Some(sent));
 }
+
+/// actix-web: the `route` annotation is the route's pattern (not the
+/// path), for a guard on the route's resource and for one on a `Scope`,
+/// which runs before actix has matched the route.
+#[actix_web::test]
+async fn actix_annotates_the_route_pattern_from_resource_and_scope_guards() {
+    use actix_web::{App, HttpRequest, test, web};
+    use cerbos_actix::{CerbosExt, PathResource};
+
+    let dir = temp_dir();
+    let (pdp, log) = audited_pdp(&dir.0);
+    let client = common::live_client(pdp.grpc_endpoint()).build().unwrap();
+    let cerbos = cerbos_actix::Cerbos::builder(client)
+        .principal(|_: &Parts| std::future::ready(Ok(Principal::new("alicia", ["user"]))))
+        .annotate(Annotations::new())
+        .build()
+        .unwrap();
+    let album = || {
+        let load = |album: Resource, _: HttpRequest| {
+            std::future::ready(Ok(Some(album.with_attr("owner", "alicia"))))
+        };
+        cerbos
+            .guard_with(PathResource::new("album:object").load(load), ["view"])
+            .unwrap()
+    };
+    let app = test::init_service(
+        App::new()
+            .app_data(cerbos.authorizer())
+            .service(
+                web::resource("/albums/{id}")
+                    .wrap(album())
+                    .route(web::get().to(|| async { "album" })),
+            )
+            .service(web::scope("/wide").wrap(album()).route(
+                "/albums/{album}/photos/{id}",
+                web::get().to(|| async { "photo" }),
+            )),
+    )
+    .await;
+    for (path, request_id, pattern) in [
+        ("/albums/A1", "actix-1", "/albums/{id}"),
+        (
+            "/wide/albums/A1/photos/7",
+            "actix-2",
+            "/wide/albums/{album}/photos/{id}",
+        ),
+    ] {
+        let request = test::TestRequest::get()
+            .uri(path)
+            .insert_header(("x-request-id", request_id))
+            .to_request();
+        let response = test::call_service(&app, request).await;
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let logged = entry(&log, request_id);
+        assert_eq!(annotations(&logged)["route"], pattern, "{path}");
+        assert_eq!(annotations(&logged)["method"], "GET");
+    }
+}

@@ -76,6 +76,8 @@ trait Erased: Send + Sync + 'static {
     fn render(&self, rejection: Rejection, parts: &Parts) -> Response<Bytes>;
     fn has_custom_rejection(&self) -> bool;
     #[cfg(feature = "actix")]
+    fn annotates(&self) -> bool;
+    #[cfg(feature = "actix")]
     fn copy_actix_extensions(&self, from: &actix_web::dev::Extensions, to: &mut http::Extensions);
 }
 
@@ -204,6 +206,11 @@ impl<P: Pdp, R: PrincipalResolver> Erased for Shared<P, R> {
 
     fn has_custom_rejection(&self) -> bool {
         self.on_rejection.is_some()
+    }
+
+    #[cfg(feature = "actix")]
+    fn annotates(&self) -> bool {
+        self.annotations.is_some()
     }
 }
 
@@ -527,5 +534,11 @@ impl Authorizer {
         to: &mut http::Extensions,
     ) {
         self.inner.copy_actix_extensions(from, to);
+    }
+
+    /// Whether calls are annotated (so the route must be known).
+    #[cfg(feature = "actix")]
+    pub(crate) fn annotates(&self) -> bool {
+        self.inner.annotates()
     }
 }

@@ -17,7 +17,7 @@ use crate::{AttrValue, CheckResources, PlanResources, TRACEPARENT, TRACESTATE, T
 ///
 /// | key | value |
 /// |---|---|
-/// | `route` | the matched route template (axum's `MatchedPath`, with the `axum` feature, when present), else the request path |
+| `route` | the matched route template (axum's `MatchedPath` with the `axum` feature; the route's pattern under `cerbos-actix`, also from a guard on a `Scope` or `App`), else the request path |
 /// | `method` | the HTTP method |
 /// | `request_id` | the request id header (`x-request-id` by default), when it has 1 to 128 visible ASCII characters |
 /// | `trace_id` | the trace id of the incoming, valid, W3C `traceparent` |
@@ -212,8 +212,17 @@ fn incoming_trace(parts: &Parts) -> Option<TraceContext> {
     TraceContext::parse(parent, (!state.is_empty()).then_some(state.as_str()))
 }
 
+/// The route template an adapter found for a framework without axum's
+/// `MatchedPath` (actix's `match_pattern`), in the request head: the
+/// `route` annotation.
+#[derive(Clone, Debug)]
+pub(crate) struct MatchedRoute(pub(crate) String);
+
 /// The matched route template, else the path.
 fn route(parts: &Parts) -> String {
+    if let Some(MatchedRoute(route)) = parts.extensions.get::<MatchedRoute>() {
+        return route.clone();
+    }
     #[cfg(feature = "axum")]
     if let Some(matched) = parts.extensions.get::<axum::extract::MatchedPath>() {
         return matched.as_str().to_owned();

@@ -157,6 +157,8 @@ pub use cerbos::{
 pub use cerbos_layer::CerbosLayer;
 pub use config::ConfigError;
 pub use context::Annotations;
+#[cfg(feature = "actix")]
+pub(crate) use context::MatchedRoute;
 pub use decision::{Decision, PermissionMap, Reason, WithPermissions};
 pub use future::ResponseFuture;
 pub use pdp::{BoxCheckFuture, BoxPlanFuture, Pdp};
