@@ -17,7 +17,7 @@ use crate::{AttrValue, CheckResources, PlanResources, TRACEPARENT, TRACESTATE, T
 ///
 /// | key | value |
 /// |---|---|
-| `route` | the matched route template (axum's `MatchedPath` with the `axum` feature; the route's pattern under `cerbos-actix`, also from a guard on a `Scope` or `App`), else the request path |
+/// | `route` | the matched route template (axum's `MatchedPath` with the `axum` feature; the route's pattern under `cerbos-actix`, also from a guard on a `Scope` or `App`), else the request path |
 /// | `method` | the HTTP method |
 /// | `request_id` | the request id header (`x-request-id` by default), when it has 1 to 128 visible ASCII characters |
 /// | `trace_id` | the trace id of the incoming, valid, W3C `traceparent` |
