@@ -12,14 +12,15 @@ use prost_types::{ListValue, Struct, Value, value::Kind};
 /// [`AttrValue::Number`] is an `f64`, and it may be non-finite: NaN and
 /// ±Infinity are kept as they are, never turned into another value. Built
 /// with `From` from `bool`, strings, the integer types that convert to
-/// `f64` exactly (`i8`..`i32`, `u8`..`u32`), `f32`, `f64`, vectors,
-/// `Option`s (None is [`AttrValue::Null`]) and [`serde_json::Value`]; the
-/// 64-bit integers convert with `TryFrom`, which refuses a value a double
-/// cannot hold exactly.
+/// `f64` exactly (`i8`..`i32`, `u8`..`u32`), `f32`, `f64`, vectors and
+/// `Option`s (None is [`AttrValue::Null`]); the 64-bit integers and
+/// [`serde_json::Value`] convert with `TryFrom`, which refuses a number a
+/// double cannot hold exactly (beyond ±2^53), and any `Serialize` value
+/// with [`AttrValue::serialize`].
 ///
 /// ```
 /// use cerbos_client::AttrValue;
-/// let v: AttrValue = serde_json::json!({"tags": ["a", "b"], "level": 3}).into();
+/// let v = AttrValue::try_from(serde_json::json!({"tags": ["a", "b"], "level": 3})).unwrap();
 /// assert_eq!(v.to_json(), Some(serde_json::json!({"tags": ["a", "b"], "level": 3.0})));
 /// assert!(AttrValue::from(f64::NAN).to_json().is_none(), "JSON has no NaN");
 /// assert!(AttrValue::try_from(u64::MAX).is_err(), "not exact as a double");
@@ -173,28 +174,25 @@ impl fmt::Display for AttrValue {
     }
 }
 
-impl From<serde_json::Value> for AttrValue {
-    /// JSON numbers become doubles (as in JSON itself, integers beyond
-    /// 2^53 are rounded: send such ids as strings).
-    fn from(v: serde_json::Value) -> Self {
-        use serde_json::Value as J;
-        match v {
-            J::Null => AttrValue::Null,
-            J::Bool(b) => AttrValue::Bool(b),
-            // Without serde_json's arbitrary_precision every number has an
-            // f64 form.
-            J::Number(n) => AttrValue::Number(n.as_f64().unwrap_or(f64::NAN)),
-            J::String(s) => AttrValue::String(s),
-            J::Array(items) => AttrValue::List(items.into_iter().map(Into::into).collect()),
-            J::Object(map) => map.into(),
-        }
+impl TryFrom<serde_json::Value> for AttrValue {
+    type Error = crate::AttrError;
+
+    /// Exactly: JSON numbers become doubles, and an integer beyond ±2^53,
+    /// which a double cannot hold, is an error (send such ids as strings).
+    fn try_from(v: serde_json::Value) -> Result<Self, crate::AttrError> {
+        AttrValue::serialize(&v)
     }
 }
-impl From<serde_json::Map<String, serde_json::Value>> for AttrValue {
-    fn from(map: serde_json::Map<String, serde_json::Value>) -> Self {
-        AttrValue::Map(map.into_iter().map(|(k, v)| (k, v.into())).collect())
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for AttrValue {
+    type Error = crate::AttrError;
+
+    /// As for a [`serde_json::Value`].
+    fn try_from(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, crate::AttrError> {
+        AttrValue::serialize(&map)
     }
 }
+
 impl From<bool> for AttrValue {
     fn from(v: bool) -> Self {
         AttrValue::Bool(v)
@@ -288,12 +286,6 @@ macro_rules! attr_methods {
                     .map(|(k, v)| (k.into(), v.into().into_proto())),
             );
             self
-        }
-
-        /// Sets the attributes from the fields of a JSON object (for example a
-        /// database row serialized with serde).
-        pub fn with_json_attrs(self, attrs: serde_json::Map<String, serde_json::Value>) -> Self {
-            self.with_attrs(attrs)
         }
 
         /// Sets the attributes from the fields of `value` (a database row
@@ -434,8 +426,8 @@ impl fmt::Debug for Principal {
 /// ```
 /// use cerbos_client::Resource;
 /// let contact = Resource::new("contact", "42")
-///     .with_json_attrs(serde_json::json!({"owner_id": "2", "is_active": true})
-///         .as_object().unwrap().clone());
+///     .with_serialized_attrs(&serde_json::json!({"owner_id": "2", "is_active": true}))
+///     .unwrap();
 /// assert_eq!(contact.kind(), "contact");
 /// ```
 #[derive(Clone, PartialEq, Default)]
@@ -641,7 +633,7 @@ mod tests {
     fn json_and_wire_round_trip_every_type() {
         let j = json!({"s": "x", "n": 1.5, "i": -3, "b": true, "z": null,
                        "l": [1, "a", [false]], "o": {"k": {"deep": "v"}}});
-        let value = AttrValue::from(j);
+        let value = AttrValue::try_from(j).unwrap();
         let back = AttrValue::from_proto(&value.clone().into_proto()).unwrap();
         assert_eq!(back, value);
         let back = back.to_json().unwrap();

@@ -469,26 +469,38 @@ mod tests {
     }
 
     #[test]
-    fn json_values_serialize_as_they_convert() {
-        // Within ±2^53 the two paths agree, so a row built from JSON and a
-        // row serialized from its struct send the same attributes.
-        let values = [
-            serde_json::json!(null),
-            serde_json::json!({"a": [1, -2, 3.5, true, "x", null], "b": {"c": {"d": []}}}),
-            serde_json::json!({"big": 9007199254740992_i64, "neg": -9007199254740992_i64}),
-            serde_json::json!(["", "\u{0}", "é", {"": 0}]),
-        ];
-        for value in values {
-            assert_eq!(
-                AttrValue::serialize(&value).unwrap(),
-                AttrValue::from(value.clone()),
-                "{value}"
-            );
+    fn json_values_convert_exactly_or_not_at_all() {
+        let value = serde_json::json!({"a": [1, -2, 3.5, true, "x", null], "b": {"": {}}});
+        let expected = AttrValue::Map(BTreeMap::from([
+            (
+                "a".to_owned(),
+                AttrValue::List(vec![
+                    AttrValue::Number(1.0),
+                    AttrValue::Number(-2.0),
+                    AttrValue::Number(3.5),
+                    AttrValue::Bool(true),
+                    AttrValue::String("x".into()),
+                    AttrValue::Null,
+                ]),
+            ),
+            (
+                "b".to_owned(),
+                AttrValue::Map(BTreeMap::from([(
+                    String::new(),
+                    AttrValue::Map(BTreeMap::new()),
+                )])),
+            ),
+        ]));
+        assert_eq!(AttrValue::try_from(value).unwrap(), expected);
+        let limit = serde_json::json!([9007199254740992_i64, -9007199254740992_i64]);
+        assert!(AttrValue::try_from(limit).is_ok());
+        // Beyond 2^53 no id is ever sent as another id.
+        for beyond in [
+            serde_json::json!({"id": 9007199254740993_u64}),
+            serde_json::json!([-9007199254740993_i64]),
+        ] {
+            assert!(AttrValue::try_from(beyond).is_err());
         }
-        // Beyond 2^53, the conversion rounds (documented) while
-        // serializing refuses: no id is ever sent as another id.
-        let beyond = serde_json::json!({"id": 9007199254740993_u64});
-        assert!(AttrValue::serialize(&beyond).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ fn var(name: &str) -> Operand {
 }
 
 fn val(v: serde_json::Value) -> Operand {
-    let v = cerbos_client::AttrValue::from(v);
+    let v = cerbos_client::AttrValue::try_from(v).expect("an exact test constant");
     Operand::Value(v)
 }
 

@@ -495,7 +495,9 @@ impl Corpus {
             .as_object()
             .ok_or("principal attr: not an object")?;
         for (key, value) in attrs {
-            principal = principal.with_attr(key.clone(), AttrValue::from(value.clone()));
+            let value = AttrValue::try_from(value.clone())
+                .map_err(|e| format!("principal attr {key}: {e}"))?;
+            principal = principal.with_attr(key.clone(), value);
         }
 
         let mut seeds = Vec::new();
@@ -692,7 +694,10 @@ impl Corpus {
         }
         let mut resource = Resource::new(self.kind.clone(), seed.id.clone());
         for (key, value) in attr {
-            resource = resource.with_attr(key, AttrValue::from(value));
+            // The seeds' attributes are built here from strings, bools and
+            // small numbers: always exact.
+            let value = AttrValue::try_from(value).expect("an exact seed attribute");
+            resource = resource.with_attr(key, value);
         }
         resource
     }

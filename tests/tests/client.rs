@@ -14,19 +14,25 @@ use cerbos_tower::{
 use common::{client, policy_dir, shared_pdp};
 use serde_json::json;
 
-fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
-    v.as_object().expect("an object").clone()
+/// The attributes of a JSON object, exactly.
+fn obj(v: serde_json::Value) -> serde_json::Value {
+    assert!(v.is_object(), "an object");
+    v
 }
 
 #[tokio::test]
 async fn check_round_trip_with_every_json_type() {
-    let principal = Principal::new("p1", ["user"]).with_json_attrs(obj(json!({
-        "s": "p", "n": 7, "b": false, "tags": ["x", "y"]
-    })));
-    let resource = Resource::new("typed", "t1").with_json_attrs(obj(json!({
-        "s": "héllo \"quoted\"", "n": 1.5, "i": -42, "b": true, "z": null,
-        "l": [1, "a", {"k": [true]}], "o": {"k": {"deep": "v"}}
-    })));
+    let principal = Principal::new("p1", ["user"])
+        .with_serialized_attrs(&obj(json!({
+            "s": "p", "n": 7, "b": false, "tags": ["x", "y"]
+        })))
+        .unwrap();
+    let resource = Resource::new("typed", "t1")
+        .with_serialized_attrs(&obj(json!({
+            "s": "héllo \"quoted\"", "n": 1.5, "i": -42, "b": true, "z": null,
+            "l": [1, "a", {"k": [true]}], "o": {"k": {"deep": "v"}}
+        })))
+        .unwrap();
     let actions = ["string", "number", "bool", "null", "list", "object"];
     let response = client()
         .check_resources(CheckResources::new(principal).resource(resource, actions))
@@ -44,13 +50,17 @@ async fn check_round_trip_with_every_json_type() {
     assert!(!response.cerbos_call_id().is_empty());
 
     // The same request with one attribute of each type changed is denied.
-    let principal = Principal::new("p1", ["user"]).with_json_attrs(obj(json!({
-        "s": "q", "n": 7, "b": false, "tags": ["y"]
-    })));
-    let resource = Resource::new("typed", "t1").with_json_attrs(obj(json!({
-        "s": "hello", "n": 1.5, "i": -42, "b": "true", "z": 0,
-        "l": [1, "b", 3], "o": {"k": {"deep": "w"}}
-    })));
+    let principal = Principal::new("p1", ["user"])
+        .with_serialized_attrs(&obj(json!({
+            "s": "q", "n": 7, "b": false, "tags": ["y"]
+        })))
+        .unwrap();
+    let resource = Resource::new("typed", "t1")
+        .with_serialized_attrs(&obj(json!({
+            "s": "hello", "n": 1.5, "i": -42, "b": "true", "z": 0,
+            "l": [1, "b", 3], "o": {"k": {"deep": "w"}}
+        })))
+        .unwrap();
     let response = client()
         .check_resources(CheckResources::new(principal).resource(resource, actions))
         .await
@@ -419,7 +429,10 @@ async fn annotations_are_recorded_in_the_decision_log() {
             common::alicia_edits_own_album()
                 .annotation("app", "albums")
                 .annotation("route", "PUT /albums/{id}")
-                .annotation("trace", json!({"id": "4bf92f35", "sampled": true})),
+                .annotation(
+                    "trace",
+                    common::json_attr(json!({"id": "4bf92f35", "sampled": true})),
+                ),
         )
         .await
         .expect("check succeeds");

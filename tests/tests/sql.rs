@@ -177,20 +177,14 @@ async fn ticket_plans_select_exactly_the_allowed_rows() {
         resources.push(
             Resource::new("ticket", id)
                 .with_attr("owner", owner.as_str())
-                .with_attr(
-                    "owner_department",
-                    owner_department.map_or(serde_json::Value::Null, Into::into),
-                )
+                .with_attr("owner_department", owner_department)
                 .with_attr("team", team)
                 .with_attr("priority", AttrValue::try_from(priority).unwrap())
                 .with_attr("score", score)
                 .with_attr("status", status)
                 .with_attr("title", title)
                 .with_attr("archived", archived)
-                .with_attr(
-                    "reviewer",
-                    reviewer.map_or(serde_json::Value::Null, Into::into),
-                ),
+                .with_attr("reviewer", reviewer),
         );
     }
     let principals: Vec<Principal> = (0..24)
@@ -203,7 +197,7 @@ async fn ticket_plans_select_exactly_the_allowed_rows() {
                 .filter(|_| rng.below(2) == 0)
                 .collect();
             Principal::new(id, [role])
-                .with_attr("teams", serde_json::json!(teams))
+                .with_attr("teams", teams)
                 .with_attr("department", DEPARTMENTS[rng.below(4) as usize])
                 .with_attr("home_team", TEAMS[rng.below(4) as usize])
         })

@@ -156,9 +156,25 @@ fn rows() -> Vec<Row> {
         .collect()
 }
 
+/// `value` with its numbers as the PDP reads them, doubles: an integer
+/// beyond 2^53 (which the client refuses to round) is rounded here, on
+/// purpose, to send what the database column holds as CEL sees it.
+fn as_doubles(value: &Value) -> AttrValue {
+    match value {
+        Value::Number(n) => AttrValue::Number(n.as_f64().expect("a JSON number")),
+        Value::Array(items) => AttrValue::List(items.iter().map(as_doubles).collect()),
+        Value::Object(map) => AttrValue::Map(
+            map.iter()
+                .map(|(k, v)| (k.clone(), as_doubles(v)))
+                .collect(),
+        ),
+        other => common::json_attr(other.clone()),
+    }
+}
+
 fn resource(row: &Row) -> Resource {
     let x = row.x.map_or(AttrValue::Null, AttrValue::from);
-    let list = |v: &Option<Value>| v.clone().map_or(AttrValue::Null, AttrValue::from);
+    let list = |v: &Option<Value>| v.as_ref().map_or(AttrValue::Null, as_doubles);
     let mut resource = Resource::new("collection", row.id.clone())
         // NullAs::ExplicitNull: NULL is sent as null.
         .with_attr("tags", list(&row.tags))
@@ -166,7 +182,7 @@ fn resource(row: &Row) -> Resource {
         .with_attr("x", x)
         .with_attr(
             "members",
-            AttrValue::from(Value::from(
+            common::json_attr(Value::from(
                 row.members
                     .iter()
                     .map(|m| m.map_or(Value::Null, Value::from))
@@ -179,7 +195,7 @@ fn resource(row: &Row) -> Resource {
         .with_attr("big2", row.big2 as f64);
     resource = resource.with_attr(
         "scores",
-        AttrValue::from(Value::from(
+        common::json_attr(Value::from(
             row.scores
                 .iter()
                 .map(|s| s.map_or(Value::Null, |s| Value::from(s as f64)))
@@ -188,7 +204,7 @@ fn resource(row: &Row) -> Resource {
     );
     // NullAs::Omitted: NULL is not sent.
     if let Some(labels) = &row.labels {
-        resource = resource.with_attr("labels", AttrValue::from(labels.clone()));
+        resource = resource.with_attr("labels", common::json_attr(labels.clone()));
     }
     if let Some(y) = row.y {
         resource = resource.with_attr("y", y);
@@ -209,7 +225,7 @@ fn principals() -> Vec<Principal> {
         .map(|i| {
             Principal::new(format!("p{i}"), ["user"])
                 .with_attr("tag", tag[i])
-                .with_attr("tags", AttrValue::from(tags[i].clone()))
+                .with_attr("tags", common::json_attr(tags[i].clone()))
                 .with_attr("limit", limits[i].clone())
         })
         .collect()

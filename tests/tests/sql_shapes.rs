@@ -505,7 +505,7 @@ fn resource(row: &Row) -> Resource {
             .map(|i| object([("code", string(i.code)), ("w", number(i.w))]));
         resource = resource.with_attr(
             "parent",
-            AttrValue::from(object([
+            common::json_attr(object([
                 ("name", string(p.name)),
                 ("level", number(p.level)),
                 ("inner", inner),
@@ -528,7 +528,7 @@ fn resource(row: &Row) -> Resource {
             ])
         })
         .collect();
-    resource.with_attr("tags", AttrValue::from(Value::from(tags)))
+    resource.with_attr("tags", common::json_attr(Value::from(tags)))
 }
 
 fn principals() -> Vec<Principal> {
@@ -543,7 +543,7 @@ fn principals() -> Vec<Principal> {
     (0..4)
         .map(|i| {
             Principal::new(format!("p{i}"), ["user"])
-                .with_attr("groups", AttrValue::from(groups[i].clone()))
+                .with_attr("groups", common::json_attr(groups[i].clone()))
                 .with_attr("scope", scopes[i])
                 .with_attr("limit", limits[i])
         })

@@ -244,3 +244,9 @@ pub fn unreachable_client() -> Client {
         .build()
         .unwrap()
 }
+
+/// `value` as an attribute: the tests' JSON values are exact (their
+/// numbers are within ±2^53), so a failure is a bug in the test.
+pub fn json_attr(value: serde_json::Value) -> cerbos_tower::AttrValue {
+    cerbos_tower::AttrValue::try_from(value).expect("an exact JSON attribute")
+}
