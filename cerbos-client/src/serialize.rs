@@ -72,6 +72,17 @@ fn tagged(variant: &'static str, value: AttrValue) -> AttrValue {
     AttrValue::Map(BTreeMap::from([(variant.to_owned(), value)]))
 }
 
+/// `fn $method(self, v: $ty)` converting with `From` or `TryFrom`.
+macro_rules! scalars {
+    ($($method:ident($ty:ty) => $conversion:ident,)*) => {$(
+        fn $method(self, v: $ty) -> Result<AttrValue, AttrError> {
+            scalars!(@convert $conversion, v)
+        }
+    )*};
+    (@convert From, $v:ident) => { Ok(AttrValue::from($v)) };
+    (@convert TryFrom, $v:ident) => { Ok(AttrValue::try_from($v)?) };
+}
+
 impl ser::Serializer for ToAttr {
     type Ok = AttrValue;
     type Error = AttrError;
@@ -83,44 +94,26 @@ impl ser::Serializer for ToAttr {
     type SerializeStruct = Map;
     type SerializeStructVariant = Map;
 
-    fn serialize_bool(self, v: bool) -> Result<AttrValue, AttrError> {
-        Ok(AttrValue::Bool(v))
-    }
-    fn serialize_i8(self, v: i8) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_i64(self, v: i64) -> Result<AttrValue, AttrError> {
-        Ok(AttrValue::try_from(v)?)
+    // The scalars `AttrValue` converts from exactly (`From`) or checks
+    // (`TryFrom`, the 64-bit integers).
+    scalars! {
+        serialize_bool(bool) => From,
+        serialize_i8(i8) => From,
+        serialize_i16(i16) => From,
+        serialize_i32(i32) => From,
+        serialize_u8(u8) => From,
+        serialize_u16(u16) => From,
+        serialize_u32(u32) => From,
+        serialize_f32(f32) => From,
+        serialize_f64(f64) => From,
+        serialize_i64(i64) => TryFrom,
+        serialize_u64(u64) => TryFrom,
     }
     fn serialize_i128(self, v: i128) -> Result<AttrValue, AttrError> {
         exact(v)
     }
-    fn serialize_u8(self, v: u8) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_u64(self, v: u64) -> Result<AttrValue, AttrError> {
-        Ok(AttrValue::try_from(v)?)
-    }
     fn serialize_u128(self, v: u128) -> Result<AttrValue, AttrError> {
         wide_unsigned(v)
-    }
-    fn serialize_f32(self, v: f32) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
-    }
-    fn serialize_f64(self, v: f64) -> Result<AttrValue, AttrError> {
-        Ok(v.into())
     }
     fn serialize_char(self, v: char) -> Result<AttrValue, AttrError> {
         Ok(AttrValue::String(v.to_string()))
