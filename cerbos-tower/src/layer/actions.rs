@@ -34,9 +34,9 @@ pub struct Actions {
 
 impl Actions {
     /// Actions that must all be allowed, whatever the method.
-    pub fn require<A: Into<String>>(actions: impl IntoIterator<Item = A>) -> Self {
+    pub fn require<A: AsRef<str>>(actions: impl IntoIterator<Item = A>) -> Self {
         Actions {
-            required: actions.into_iter().map(Into::into).collect(),
+            required: names(actions),
             ..Actions::default()
         }
     }
@@ -68,12 +68,12 @@ impl Actions {
     /// The actions required for requests with `method` (replacing earlier
     /// ones for that method). Required actions set with
     /// [`require`](Self::require) apply to every method in addition.
-    pub fn method<A: Into<String>>(
+    pub fn method<A: AsRef<str>>(
         mut self,
         method: Method,
         actions: impl IntoIterator<Item = A>,
     ) -> Self {
-        let actions = actions.into_iter().map(Into::into).collect();
+        let actions = names(actions);
         match self.by_method.iter_mut().find(|(m, _)| *m == method) {
             Some(entry) => entry.1 = actions,
             None => self.by_method.push((method, actions)),
@@ -84,11 +84,8 @@ impl Actions {
     /// Extra actions, checked in the same PDP call, that do not decide
     /// whether the request proceeds but appear in the
     /// [`PermissionMap`](super::PermissionMap).
-    pub fn with_permissions<A: Into<String>>(
-        mut self,
-        actions: impl IntoIterator<Item = A>,
-    ) -> Self {
-        self.extra.extend(actions.into_iter().map(Into::into));
+    pub fn with_permissions<A: AsRef<str>>(mut self, actions: impl IntoIterator<Item = A>) -> Self {
+        self.extra.extend(names(actions));
         self
     }
 
@@ -149,16 +146,22 @@ impl Actions {
     }
 }
 
-impl<A: Into<String>, const N: usize> From<[A; N]> for Actions {
+impl<A: AsRef<str>, const N: usize> From<[A; N]> for Actions {
     fn from(actions: [A; N]) -> Self {
         Actions::require(actions)
     }
 }
 
-impl<A: Into<String>> From<Vec<A>> for Actions {
+impl<A: AsRef<str>> From<Vec<A>> for Actions {
     fn from(actions: Vec<A>) -> Self {
         Actions::require(actions)
     }
+}
+
+/// Action names as the checks take them (`&str`, `String`, a
+/// `Declaration`'s `&&str`, …), owned.
+fn names<A: AsRef<str>>(actions: impl IntoIterator<Item = A>) -> Vec<String> {
+    actions.into_iter().map(|a| a.as_ref().to_owned()).collect()
 }
 
 /// Validated [`Actions`], made by [`Actions::build`], for the framework

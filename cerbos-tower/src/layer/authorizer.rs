@@ -393,9 +393,7 @@ impl Authorizer {
         extra: impl IntoIterator<Item = E>,
     ) -> Result<Decision, Rejection> {
         // The same validation and de-duplication as a layer's actions.
-        let actions = Actions::require(required.into_iter().map(|a| a.as_ref().to_owned()))
-            .with_permissions(extra.into_iter().map(|a| a.as_ref().to_owned()))
-            .build();
+        let actions = Actions::require(required).with_permissions(extra).build();
         let specs = match actions.as_ref().map(|set| &set.0) {
             Ok(RouteActions::Fixed(specs)) => specs.clone(),
             _ => {
@@ -486,7 +484,6 @@ impl Authorizer {
         actions: impl IntoIterator<Item = A>,
     ) -> Result<Vec<PermissionMap>, Rejection> {
         let resources: Vec<Resource> = resources.into_iter().collect();
-        let actions = actions.into_iter().map(|a| a.as_ref().to_owned());
         let specs = match Actions::require(actions).build().map(|set| set.0) {
             Ok(RouteActions::Fixed(specs)) => specs,
             _ => {
